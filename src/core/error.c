@@ -1,0 +1,68 @@
+/* Loud failure and checked library calls. */
+#include "beit/core.h"
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int g_rank = 0, g_size = 1; /* written once by beit_set_rank at start-up */
+
+void beit_set_rank(int rank, int size) { g_rank = rank; g_size = size; }
+int beit_rank(void) { return g_rank; }
+int beit_nranks(void) { return g_size; }
+
+void beit_exit(int code) {
+    fflush(stdout);
+    fflush(stderr);
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (inited && !finalized) {
+        if (g_size > 1) MPI_Abort(MPI_COMM_WORLD, code); /* never leave a peer in a collective */
+        MPI_Finalize();
+    }
+    exit(code);
+}
+
+static void vreport(const char *file, int line, const char *fmt, va_list ap) {
+    char msg[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (g_size > 1) fprintf(stderr, "beit[rank %d]: ", g_rank);
+    else fprintf(stderr, "beit: ");
+    if (file) fprintf(stderr, "%s:%d: ", file, line);
+    fprintf(stderr, "%s\n", msg);
+}
+
+void beit_fatal_at(const char *file, int line, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(file, line, fmt, ap);
+    va_end(ap);
+    beit_exit(code);
+}
+
+void beit_fatal_user(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(NULL, 0, fmt, ap);
+    va_end(ap);
+    beit_exit(code);
+}
+
+void beit_mpi_check_at(const char *file, int line, int rc, const char *what) {
+    if (rc == MPI_SUCCESS) return;
+    char err[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, err, &len);
+    beit_fatal_at(file, line, BEIT_EXIT_FAILURE, "%s failed: %s", what, err);
+}
+
+void beit_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+long long beit_h5_check_at(const char *file, int line, long long rc, const char *what) {
+    if (rc >= 0) return rc;
+    H5Eprint2(H5E_DEFAULT, stderr);
+    beit_fatal_at(file, line, BEIT_EXIT_FAILURE, "HDF5 call failed: %s", what);
+}

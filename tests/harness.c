@@ -1,0 +1,214 @@
+#include "harness.h"
+
+#include "beit/core.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int g_n = 0, g_fail = 0;
+
+int t_ok(int cond, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    g_n++;
+    printf("%s %d - ", cond ? "ok" : "not ok", g_n);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (!cond) g_fail++;
+    fflush(stdout);
+    return cond;
+}
+
+void t_diag(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("# ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    fflush(stdout);
+}
+
+int t_done(void) {
+    printf("1..%d\n", g_n);
+    fflush(stdout);
+    return g_fail ? 1 : 0;
+}
+
+int t_close(const char *name, const float *got, const float *want, size_t n, double rtol,
+            double atol) {
+    size_t worst = 0, bad = 0;
+    double worst_ratio = 0, max_abs = 0, max_want = 0;
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        double g = got[i], w = want[i], d = fabs(g - w);
+        if (!isfinite(g)) finite = 0;
+        double ratio = d / (atol + rtol * fabs(w));
+        if (ratio > worst_ratio || !isfinite(g)) { worst_ratio = isfinite(g) ? ratio : INFINITY; worst = i; }
+        if (ratio > 1.0 || !isfinite(g)) bad++;
+        if (d > max_abs) max_abs = d;
+        if (fabs(w) > max_want) max_want = fabs(w);
+    }
+    int pass = finite && bad == 0 && n > 0;
+    if (!pass && n > 0)
+        t_diag("%s: %zu of %zu elements outside |d| <= %.1e + %.1e|want|; worst [%zu] got %.9g want %.9g",
+               name, bad, n, atol, rtol, worst, (double)got[worst], (double)want[worst]);
+    return t_ok(pass, "%s (n=%zu, max abs err %.2e, max|want| %.2e, rtol %.0e atol %.0e)", name, n,
+                max_abs, max_want, rtol, atol);
+}
+
+int t_close_norm(const char *name, const float *got, const float *want, size_t n, double rtol) {
+    double max_abs = 0, max_want = 0;
+    size_t worst = 0;
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!isfinite(got[i])) finite = 0;
+        if (d > max_abs) { max_abs = d; worst = i; }
+        if (fabs(want[i]) > max_want) max_want = fabs(want[i]);
+    }
+    double rel = max_abs / (max_want + 1e-30);
+    int pass = finite && rel <= rtol && n > 0;
+    if (!pass && n > 0)
+        t_diag("%s: worst [%zu] got %.9g want %.9g", name, worst, (double)got[worst], (double)want[worst]);
+    return t_ok(pass, "%s (n=%zu, max|d|/max|want| = %.2e <= %.0e)", name, n, rel, rtol);
+}
+
+/* ---- fixtures ---- */
+struct fixture {
+    hid_t file;
+    char path[1024];
+};
+
+const char *fx_dir(void) {
+    const char *e = getenv("BEIT_FIXTURES");
+    return e && *e ? e : BEIT_SOURCE_DIR "/tests/fixtures";
+}
+
+fixture *fx_open(const char *name) {
+    fixture *f = xcalloc(1, sizeof *f);
+    if (name[0] == '/') snprintf(f->path, sizeof f->path, "%s", name);
+    else snprintf(f->path, sizeof f->path, "%s/%s", fx_dir(), name);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    f->file = H5Fopen(f->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f->file < 0) {
+        t_ok(0, "open fixture %s (run tests/fixtures/gen_fixtures.py?)", f->path);
+        exit(t_done());
+    }
+    return f;
+}
+
+int fx_has(fixture *f, const char *name) {
+    /* H5Lexists needs every intermediate group to exist: walk the path */
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (H5Lexists(f->file, buf, H5P_DEFAULT) <= 0) return 0;
+            if (c == '\0') return 1;
+            *p = c;
+        }
+    }
+}
+
+static hid_t fx_dataset(fixture *f, const char *name, size_t *n) {
+    if (!fx_has(f, name)) {
+        t_ok(0, "fixture %s has dataset %s", f->path, name);
+        exit(t_done());
+    }
+    hid_t d = H5Dopen2(f->file, name, H5P_DEFAULT);
+    hid_t s = H5Dget_space(d);
+    hssize_t cnt = H5Sget_simple_extent_npoints(s);
+    H5Sclose(s);
+    *n = (size_t)cnt;
+    return d;
+}
+
+float *fx_floats(fixture *f, const char *name, size_t *n) {
+    size_t cnt;
+    hid_t d = fx_dataset(f, name, &cnt);
+    float *x = xmalloc(cnt * sizeof(float) + 4);
+    H5_CHECK(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
+    H5Dclose(d);
+    if (n) *n = cnt;
+    return x;
+}
+
+int64_t *fx_ints(fixture *f, const char *name, size_t *n) {
+    size_t cnt;
+    hid_t d = fx_dataset(f, name, &cnt);
+    int64_t *x = xmalloc(cnt * sizeof(int64_t) + 8);
+    H5_CHECK(H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, x));
+    H5Dclose(d);
+    if (n) *n = cnt;
+    return x;
+}
+
+double fx_scalar(fixture *f, const char *name) {
+    size_t cnt;
+    hid_t d = fx_dataset(f, name, &cnt);
+    double v = 0;
+    if (cnt != 1) { t_ok(0, "fixture %s: %s is a scalar", f->path, name); exit(t_done()); }
+    H5_CHECK(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v));
+    H5Dclose(d);
+    return v;
+}
+
+void fx_close(fixture *f) {
+    H5Fclose(f->file);
+    free(f);
+}
+
+/* ---- finite differences ---- */
+int t_fd_check(const char *name, double (*loss)(void *ctx), void *ctx, float *x, const float *grad,
+               size_t n, double eps, double rtol, double floor, int ndir, uint64_t seed) {
+    float *x0 = xmalloc(n * sizeof(float));
+    float *v = xmalloc(n * sizeof(float));
+    memcpy(x0, x, n * sizeof(float));
+    int pass = 1;
+    double worst = 0, worst_fd = 0, worst_an = 0;
+    for (int k = 0; k < ndir; k++) {
+        rng_t r = rng_stream(seed, RNG_TEST, (uint64_t)k, 77);
+        for (size_t i = 0; i < n; i++) v[i] = rng_uniform(&r) * 2.0f - 1.0f;
+        double an = 0;
+        for (size_t i = 0; i < n; i++) an += (double)grad[i] * v[i];
+        for (size_t i = 0; i < n; i++) x[i] = (float)(x0[i] + eps * v[i]);
+        double lp = loss(ctx);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(x0[i] - eps * v[i]);
+        double lm = loss(ctx);
+        memcpy(x, x0, n * sizeof(float));
+        double fd = (lp - lm) / (2 * eps);
+        double scale = fmax(fmax(fabs(an), fabs(fd)), floor);
+        double err = fabs(fd - an) / scale;
+        if (err > worst) { worst = err; worst_fd = fd; worst_an = an; }
+        if (!(err <= rtol)) pass = 0;
+    }
+    free(x0);
+    free(v);
+    if (!pass) t_diag("%s: finite difference %.8g vs analytic %.8g", name, worst_fd, worst_an);
+    return t_ok(pass, "%s: finite differences, %d directions, eps %.0e, worst rel err %.2e <= %.0e",
+                name, ndir, eps, worst, rtol);
+}
+
+void t_fill_uniform(float *x, size_t n, float scale, uint64_t seed) {
+    rng_t r = rng_stream(seed, RNG_TEST, 1, 1);
+    for (size_t i = 0; i < n; i++) x[i] = (rng_uniform(&r) * 2.0f - 1.0f) * scale;
+}
+
+void t_fill_normal(float *x, size_t n, float scale, uint64_t seed) {
+    rng_t r = rng_stream(seed, RNG_TEST, 2, 2);
+    for (size_t i = 0; i < n; i++) x[i] = rng_normal(&r) * scale;
+}
+
+double t_dot(const float *a, const float *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}

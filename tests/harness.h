@@ -1,0 +1,51 @@
+/* Test harness: TAP output ("ok N - name" / "not ok N - name"), numeric comparisons with
+ * stated tolerances, PyTorch fixtures (HDF5) and directional finite-difference checks.
+ * tools/run_tests.py runs every test program and counts the TAP lines. */
+#ifndef BEIT_TEST_HARNESS_H
+#define BEIT_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Record one check. Returns cond. */
+int t_ok(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a diagnostic line ("# ...") */
+void t_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Print the plan and return the process exit code (0 iff every check passed). */
+int t_done(void);
+
+/* Elementwise |got - want| <= atol + rtol * |want| (torch.allclose's rule) for all i.
+ * Reports the worst element and the max absolute / max normwise-relative error. */
+int t_close(const char *name, const float *got, const float *want, size_t n, double rtol,
+            double atol);
+/* Normwise: max|got - want| <= rtol * max|want| (+ 1e-30). For gradients whose entries span
+ * many magnitudes, this is the tolerance the fixture tests state. */
+int t_close_norm(const char *name, const float *got, const float *want, size_t n, double rtol);
+
+/* ---- fixtures written by tests/fixtures/gen_fixtures.py ---- */
+typedef struct fixture fixture;
+fixture *fx_open(const char *path);       /* aborts the test program if missing */
+float *fx_floats(fixture *f, const char *name, size_t *n); /* malloc'd; n may be NULL */
+int64_t *fx_ints(fixture *f, const char *name, size_t *n); /* any integer dataset -> int64 */
+double fx_scalar(fixture *f, const char *name);            /* a 1-element dataset */
+int fx_has(fixture *f, const char *name);
+void fx_close(fixture *f);
+/* Directory of fixtures: $BEIT_FIXTURES, else the source tree's tests/fixtures. */
+const char *fx_dir(void);
+
+/* ---- finite differences ---- */
+/* loss(ctx) evaluates the scalar objective in the *current* state of the buffer x.
+ * Checks the directional derivative along a random unit-scale direction v (seeded):
+ *   fd = (loss(x + eps v) - loss(x - eps v)) / (2 eps)   vs   an = <grad, v>
+ * and passes iff |fd - an| <= rtol * max(|an|, |fd|, floor). x is restored afterwards.
+ * Run a few directions (ndir) to catch sign or index errors in part of the gradient. */
+int t_fd_check(const char *name, double (*loss)(void *ctx), void *ctx, float *x, const float *grad,
+               size_t n, double eps, double rtol, double floor, int ndir, uint64_t seed);
+
+/* fill with uniform(-scale, scale) or normal(0, scale) from the project's counter RNG */
+void t_fill_uniform(float *x, size_t n, float scale, uint64_t seed);
+void t_fill_normal(float *x, size_t n, float scale, uint64_t seed);
+/* sum_i out[i] * r[i] in double: the usual scalar objective for checking a layer */
+double t_dot(const float *a, const float *b, size_t n);
+
+#endif
