@@ -1,0 +1,10 @@
+/* One function per subcommand: parse its flags, load the config, call the library, return an
+ * exit code (include/beit/core.h). main() has initialised MPI and the rank info. */
+#ifndef BEIT_CLI_COMMANDS_H
+#define BEIT_CLI_COMMANDS_H
+
+int cmd_data(int argc, char **argv);   /* beit data import|info */
+int cmd_check(int argc, char **argv);  /* beit check -c JOB */
+int cmd_config(int argc, char **argv); /* beit config --help | defaults */
+
+#endif

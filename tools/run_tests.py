@@ -1,0 +1,95 @@
+#!/usr/bin/python3
+"""Run every test registered with meson (C programs and script tests, all speaking TAP) and
+print one line per test, the output of failures, and a final line "N passed, N failed".
+
+A "check" is one TAP line: "ok ..." counts as passed, "not ok ..." as failed. A program that
+exits non-zero without a failing line, dies, times out, or prints no TAP at all counts as one
+more failure, so a crash can never pass silently.
+
+    /usr/bin/python3 tools/run_tests.py [--build-dir build] [-k SUBSTRING]... [-v]
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+OK = re.compile(r"^ok\b")
+NOT_OK = re.compile(r"^not ok\b")
+PLAN = re.compile(r"^1\.\.(\d+)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", default="build")
+    ap.add_argument("-k", action="append", default=[], help="run only tests whose name contains this")
+    ap.add_argument("-v", action="store_true", help="print every TAP line")
+    a = ap.parse_args()
+
+    out = subprocess.run(["meson", "introspect", "--tests", a.build_dir], capture_output=True, text=True)
+    if out.returncode != 0:
+        print(out.stderr, file=sys.stderr)
+        print("0 passed, 1 failed")
+        return 1
+    tests = json.loads(out.stdout)
+    if a.k:
+        tests = [t for t in tests if any(k in t["name"] for k in a.k)]
+
+    env_base = dict(os.environ)
+    # Open MPI refuses root by default; cluster users are not root, CI is.
+    env_base.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env_base.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    # Tests pin BLAS threads; a test that wants more sets it itself.
+    env_base.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+    passed = failed = 0
+    t_all = time.time()
+    for t in tests:
+        env = dict(env_base)
+        env.update(t.get("env") or {})
+        timeout = max(int(t.get("timeout") or 0), 600)
+        t0 = time.time()
+        try:
+            p = subprocess.run(t["cmd"], cwd=t.get("workdir") or a.build_dir, env=env,
+                               capture_output=True, text=True, timeout=timeout)
+            rc, so, se = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired as e:
+            rc = "timeout"
+            so = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            se = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
+        dt = time.time() - t0
+        lines = so.splitlines()
+        n_ok = sum(1 for l in lines if OK.match(l))
+        n_bad = sum(1 for l in lines if NOT_OK.match(l))
+        plan = [int(m.group(1)) for m in (PLAN.match(l) for l in lines) if m]
+        extra = []
+        if rc != 0 and n_bad == 0:
+            extra.append(f"exited with {rc} without a failing check")
+        if n_ok + n_bad == 0:
+            extra.append("ran no check")
+        if plan and plan[-1] != n_ok + n_bad:
+            extra.append(f"plan 1..{plan[-1]} but {n_ok + n_bad} checks ran")
+        fails = n_bad + (1 if extra else 0)
+        passed += n_ok
+        failed += fails
+        status = "PASS" if fails == 0 else "FAIL"
+        print(f"{status} {t['name']:<28} {n_ok:4d} ok {fails:3d} failed  {dt:6.1f}s", flush=True)
+        if fails or a.v:
+            for l in lines:
+                if a.v or NOT_OK.match(l) or l.startswith("#"):
+                    print("    " + l)
+            for e in extra:
+                print("    " + e)
+            if fails and se.strip():
+                print("    stderr (last 30 lines):")
+                for l in se.strip().splitlines()[-30:]:
+                    print("      " + l)
+    print(f"# {len(tests)} test programs in {time.time() - t_all:.0f}s")
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 and passed > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
