@@ -43,11 +43,17 @@ float *xalloc_floats_at(const char *file, int line, size_t n) {
 }
 
 char *xasprintf(const char *fmt, ...) {
+    char small[256];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
     va_end(ap);
+    if (n < 0) beit_fatal(BEIT_EXIT_FAILURE, "bad format string: %s", fmt);
     char *s = xmalloc((size_t)n + 1);
+    if ((size_t)n < sizeof small) {
+        memcpy(s, small, (size_t)n + 1);
+        return s;
+    }
     va_start(ap, fmt);
     vsnprintf(s, (size_t)n + 1, fmt, ap);
     va_end(ap);

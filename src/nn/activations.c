@@ -1,1 +1,60 @@
-/* placeholder: being written */
+/* activations.c: elementwise GELU (erf form) and ReLU on n floats; row softmax on [N,L]. */
+#include "beit/nn.h"
+
+#include <math.h>
+
+#define INV_SQRT2 0.70710678118654752440
+#define INV_SQRT2PI 0.39894228040143267794
+
+void gelu_forward(float *out, const float *inp, size_t n) {
+    /* float erff: GELU runs on the largest activation (B*T*4D); erff is within 1-2 ulp */
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * (float)INV_SQRT2));
+    }
+}
+
+/* gelu'(x) = Phi(x) + x phi(x) */
+void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * (float)INV_SQRT2));
+        float pdf = (float)INV_SQRT2PI * expf(-0.5f * x * x);
+        dinp[i] += dout[i] * (cdf + x * pdf);
+    }
+}
+
+void relu_forward(float *out, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (inp[i] > 0.0f) dinp[i] += dout[i];
+}
+
+void softmax_forward(float *out, const float *inp, int N, int L) {
+    for (size_t n = 0; n < (size_t)N; n++) {
+        const float *x = inp + n * (size_t)L;
+        float *y = out + n * (size_t)L;
+        float mx = -INFINITY;
+        for (int j = 0; j < L; j++) mx = x[j] > mx ? x[j] : mx;
+        double sum = 0;
+        for (int j = 0; j < L; j++) {
+            y[j] = expf(x[j] - mx);
+            sum += y[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < L; j++) y[j] *= inv;
+    }
+}
+
+void softmax_backward(float *dinp, const float *dout, const float *y, int N, int L) {
+    for (size_t n = 0; n < (size_t)N; n++) {
+        const float *dy = dout + n * (size_t)L, *p = y + n * (size_t)L;
+        double dot = 0;
+        for (int j = 0; j < L; j++) dot += (double)dy[j] * p[j];
+        float *dx = dinp + n * (size_t)L;
+        for (int j = 0; j < L; j++) dx[j] += p[j] * (dy[j] - (float)dot);
+    }
+}

@@ -1,1 +1,68 @@
-/* placeholder: being written */
+/* losses.c: cross-entropy with label smoothing over rows of logits[N,V], argmax accuracy,
+ * mean-squared-error sums. Forward losses are SUMS (double); the caller scales the gradient,
+ * e.g. by 1 / (global number of masked tokens across ranks). */
+#include "beit/nn.h"
+
+#include <math.h>
+
+double crossentropy_forward(float *probs, const float *logits, const int *targets, int N, int V,
+                            float eps) {
+    double total = 0;
+    for (size_t n = 0; n < (size_t)N; n++) {
+        const float *x = logits + n * (size_t)V;
+        const int t = targets[n];
+        if (t >= V) beit_fatal(BEIT_EXIT_MISMATCH, "cross-entropy: target %d of row %zu is >= V=%d", t, n, V);
+        float mx = -INFINITY;
+        for (int v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
+        double sum = 0, sumx = 0;
+        for (int v = 0; v < V; v++) {
+            sum += exp((double)x[v] - mx);
+            sumx += x[v];
+        }
+        const double logz = mx + log(sum);
+        if (probs)
+            for (int v = 0; v < V; v++) probs[n * (size_t)V + v] = (float)exp((double)x[v] - logz);
+        if (t < 0) continue; /* ignored row */
+        /* -sum_v q_v log p_v = -(1-eps) log p_t - eps/V sum_v log p_v */
+        total += -(1.0 - eps) * (x[t] - logz) - (double)eps / V * (sumx - V * logz);
+    }
+    return total;
+}
+
+void crossentropy_backward(float *dlogits, const float *probs, const int *targets, int N, int V,
+                           float eps, float scale) {
+    const float off = eps / V;
+    for (size_t n = 0; n < (size_t)N; n++) {
+        const int t = targets[n];
+        if (t < 0) continue;
+        const float *p = probs + n * (size_t)V;
+        float *d = dlogits + n * (size_t)V;
+        for (int v = 0; v < V; v++) d[v] += scale * (p[v] - off - (v == t ? 1.0f - eps : 0.0f));
+    }
+}
+
+int argmax_correct(const float *logits, const int *targets, int N, int V) {
+    int correct = 0;
+    for (size_t n = 0; n < (size_t)N; n++) {
+        if (targets[n] < 0) continue;
+        const float *x = logits + n * (size_t)V;
+        int best = 0;
+        for (int v = 1; v < V; v++)
+            if (x[v] > x[best]) best = v;
+        correct += best == targets[n];
+    }
+    return correct;
+}
+
+double mse_forward(const float *pred, const float *target, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)pred[i] - target[i];
+        s += d * d;
+    }
+    return s;
+}
+
+void mse_backward(float *dpred, const float *pred, const float *target, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) dpred[i] += scale * 2.0f * (pred[i] - target[i]);
+}
