@@ -155,6 +155,9 @@ void config_defaults(beit_config *c);
  * reported as "path:line:col: ..." and exits with BEIT_EXIT_USAGE. Does not run the
  * cross-field checks: call config_validate after the --set overrides. */
 void config_load(beit_config *c, const char *path);
+/* The same from text in memory (e.g. the config stored in a checkpoint); `name` stands for
+ * the file name in messages. */
+void config_load_string(beit_config *c, const char *text, const char *name);
 
 /* Apply one override "key=value" (from `--set key=value`), with the same type and range
  * checks as the file. The value is taken literally (no YAML quoting): strings are the text

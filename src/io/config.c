@@ -993,10 +993,21 @@ static unsigned char *read_file(const char *path, size_t *n) {
     return buf;
 }
 
+static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len);
+
 void config_load(beit_config *c, const char *path) {
-    config_defaults(c);
     size_t len = 0;
     unsigned char *text = read_file(path, &len);
+    load_text(c, path, text, len);
+    free(text);
+}
+
+void config_load_string(beit_config *c, const char *text, const char *name) {
+    load_text(c, name, (const unsigned char *)text, strlen(text));
+}
+
+static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len) {
+    config_defaults(c);
     loader L;
     memset(&L, 0, sizeof L);
     L.file = path;
@@ -1040,7 +1051,6 @@ void config_load(beit_config *c, const char *path) {
     }
     yaml_event_delete(&ev);
     yaml_parser_delete(&L.parser);
-    free(text);
     for (int i = 0; i < L.nseen; i++) free(L.seen[i].path);
     free(L.seen);
 }

@@ -1,1 +1,836 @@
-/* placeholder: being written */
+/* The HDF5 dataset store: writer (importers) and validated read-only access (training).
+ * Layout and attributes: include/beit/store.h. */
+#include "beit/store.h"
+#include "beit/core.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef BEIT_VERSION
+#define BEIT_VERSION "dev" /* main.c uses the same fallback; meson may define it */
+#endif
+
+#define CHUNK_TARGET_BYTES ((size_t)1 << 20) /* ~1 MiB of images per chunk */
+#define CHUNK_MAX_IMAGES 1024
+#define LABEL_CHUNK 65536
+#define DEFLATE_LEVEL 4
+
+/* ======================================================================================== */
+/* attribute helpers                                                                         */
+/* ======================================================================================== */
+
+static hid_t str_type(void) {
+    hid_t t = H5_CHECK(H5Tcopy(H5T_C_S1));
+    H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
+    H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
+    return t;
+}
+
+static herr_t attr_put(hid_t obj, const char *name, hid_t ftype, hid_t mtype, int rank, hsize_t n, const void *buf) {
+    hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    if (sp < 0) return -1;
+    hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = a < 0 ? -1 : H5Awrite(a, mtype, buf);
+    if (a >= 0 && H5Aclose(a) < 0) rc = -1;
+    H5Sclose(sp);
+    return rc;
+}
+
+static herr_t attr_put_str(hid_t obj, const char *name, const char *value) {
+    hid_t t = str_type();
+    herr_t rc = attr_put(obj, name, t, t, 0, 1, &value);
+    H5Tclose(t);
+    return rc;
+}
+
+static herr_t attr_put_strs(hid_t obj, const char *name, const char *const *values, int n) {
+    hid_t t = str_type();
+    herr_t rc = attr_put(obj, name, t, t, 1, (hsize_t)n, values);
+    H5Tclose(t);
+    return rc;
+}
+
+static herr_t attr_put_i32(hid_t obj, const char *name, int32_t v) {
+    return attr_put(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 0, 1, &v);
+}
+
+/* Read a string attribute (variable or fixed length) into a malloc'd string; NULL if the
+ * attribute is missing or not a (scalar or 1-element) string. */
+static char *attr_get_str(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0) return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return NULL;
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    char *out = NULL;
+    if (t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_STRING && H5Sget_simple_extent_npoints(sp) == 1) {
+        if (H5Tis_variable_str(t) > 0) {
+            hid_t m = str_type();
+            char *p = NULL;
+            if (H5Aread(a, m, &p) >= 0 && p) {
+                out = xstrdup(p);
+                H5free_memory(p);
+            }
+            H5Tclose(m);
+        } else {
+            size_t n = H5Tget_size(t);
+            hid_t m = H5Tcopy(H5T_C_S1);
+            H5Tset_size(m, n + 1);
+            H5Tset_strpad(m, H5T_STR_NULLTERM);
+            out = xcalloc(n + 2, 1);
+            if (H5Aread(a, m, out) < 0) {
+                free(out);
+                out = NULL;
+            }
+            H5Tclose(m);
+        }
+    }
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    H5Aclose(a);
+    return out;
+}
+
+/* String array attribute -> malloc'd array of n malloc'd strings; NULL on any mismatch. */
+static char **attr_get_strs(hid_t obj, const char *name, int *n_out) {
+    *n_out = 0;
+    if (H5Aexists(obj, name) <= 0) return NULL;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return NULL;
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    char **out = NULL;
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (t >= 0 && n > 0 && H5Tget_class(t) == H5T_STRING) {
+        out = xcalloc((size_t)n, sizeof *out);
+        int ok = 0;
+        if (H5Tis_variable_str(t) > 0) {
+            hid_t m = str_type();
+            char **p = xcalloc((size_t)n, sizeof *p);
+            if (H5Aread(a, m, p) >= 0) {
+                ok = 1;
+                for (hssize_t i = 0; i < n; i++) {
+                    out[i] = xstrdup(p[i] ? p[i] : "");
+                    if (p[i]) H5free_memory(p[i]);
+                }
+            }
+            free(p);
+            H5Tclose(m);
+        } else {
+            size_t len = H5Tget_size(t);
+            hid_t m = H5Tcopy(H5T_C_S1);
+            H5Tset_size(m, len + 1);
+            H5Tset_strpad(m, H5T_STR_NULLTERM);
+            char *buf = xcalloc((size_t)n, len + 1);
+            if (H5Aread(a, m, buf) >= 0) {
+                ok = 1;
+                for (hssize_t i = 0; i < n; i++) out[i] = xstrdup(buf + (size_t)i * (len + 1));
+            }
+            free(buf);
+            H5Tclose(m);
+        }
+        if (!ok) {
+            for (hssize_t i = 0; i < n; i++) free(out[i]);
+            free(out);
+            out = NULL;
+        } else {
+            *n_out = (int)n;
+        }
+    }
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    H5Aclose(a);
+    return out;
+}
+
+/* Numeric attribute with n elements read as double (converted by HDF5). Returns 0 / -1. */
+static int attr_get_f64s(hid_t obj, const char *name, double *v, int n) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    int rc = -1;
+    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && sp >= 0 && H5Sget_simple_extent_npoints(sp) == n)
+        rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? -1 : 0;
+    if (t >= 0) H5Tclose(t);
+    if (sp >= 0) H5Sclose(sp);
+    H5Aclose(a);
+    return rc;
+}
+
+static int attr_get_int(hid_t obj, const char *name, int64_t *v) {
+    double d;
+    if (attr_get_f64s(obj, name, &d, 1) != 0 || d != floor(d)) return -1;
+    *v = (int64_t)d;
+    return 0;
+}
+
+/* ======================================================================================== */
+/* writer                                                                                   */
+/* ======================================================================================== */
+
+struct beit_store_writer {
+    char *final_path, *tmp_path;
+    hid_t file, group, images, labels;
+    beit_store_meta meta;
+    char *source, *stats_split;
+    char **class_names;
+    size_t image_bytes;
+    int label_u8;
+    /* current split */
+    char split[64];
+    int64_t count, written;
+    int in_split;
+    /* one chunk of images is buffered so every HDF5 write covers whole chunks */
+    int64_t chunk_n, buffered;
+    uint8_t *buf_images;
+    int32_t *buf_labels;
+    /* exact per-channel histograms of the stats split */
+    uint64_t hist[STORE_MAX_CHANNELS][256];
+    int64_t stats_samples;
+    struct sigaction old_int, old_term, old_hup;
+};
+
+/* The temporary file to delete if a signal ends the import. Process-wide because a signal
+ * handler cannot be handed a context; only one writer is open at a time. */
+static char g_sig_tmp[4096];
+
+static void on_signal(int sig) {
+    if (g_sig_tmp[0]) unlink(g_sig_tmp); /* async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_cleanup(beit_store_writer *w) {
+    snprintf(g_sig_tmp, sizeof g_sig_tmp, "%s", w->tmp_path);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &w->old_int);
+    sigaction(SIGTERM, &sa, &w->old_term);
+    sigaction(SIGHUP, &sa, &w->old_hup);
+}
+
+static void remove_cleanup(beit_store_writer *w) {
+    sigaction(SIGINT, &w->old_int, NULL);
+    sigaction(SIGTERM, &w->old_term, NULL);
+    sigaction(SIGHUP, &w->old_hup, NULL);
+    g_sig_tmp[0] = '\0';
+}
+
+static void writer_free(beit_store_writer *w) {
+    free(w->final_path);
+    free(w->tmp_path);
+    free(w->source);
+    free(w->stats_split);
+    for (int k = 0; k < w->meta.num_classes; k++) free(w->class_names[k]);
+    free(w->class_names);
+    free(w->buf_images);
+    free(w->buf_labels);
+    free(w);
+}
+
+static void close_quietly(hid_t *id) {
+    if (*id < 0) return;
+    H5E_BEGIN_TRY { H5Oclose(*id); }
+    H5E_END_TRY;
+    *id = -1;
+}
+
+void store_abort(beit_store_writer *w) {
+    if (!w) return;
+    close_quietly(&w->images);
+    close_quietly(&w->labels);
+    close_quietly(&w->group);
+    if (w->file >= 0) {
+        H5E_BEGIN_TRY { H5Fclose(w->file); }
+        H5E_END_TRY;
+        w->file = -1;
+    }
+    unlink(w->tmp_path);
+    remove_cleanup(w);
+    writer_free(w);
+}
+
+/* A failed HDF5 write: print HDF5's stack, remove the temporary file, exit BEIT_EXIT_IO. */
+#define W_CHECK(w, call)                                                                                               \
+    do {                                                                                                               \
+        if ((long long)(call) < 0) writer_fail((w), __FILE__, __LINE__, #call);                                        \
+    } while (0)
+BEIT_NORETURN static void writer_fail(beit_store_writer *w, const char *file, int line, const char *what) {
+    H5Eprint2(H5E_DEFAULT, stderr);
+    char *final_path = xstrdup(w->final_path);
+    store_abort(w);
+    beit_fatal_at(file, line, BEIT_EXIT_IO, "%s: cannot write the dataset store (%s failed)", final_path, what);
+}
+
+beit_store_writer *store_create(const char *final_path, const beit_store_meta *meta) {
+    if (meta->channels < 1 || meta->channels > STORE_MAX_CHANNELS || meta->height < 1 || meta->width < 1 ||
+        meta->num_classes < 1)
+        beit_fatal(BEIT_EXIT_FAILURE, "store_create: bad meta %dx%dx%d, %d classes", meta->height, meta->width,
+                   meta->channels, meta->num_classes);
+    beit_store_writer *w = xcalloc(1, sizeof *w);
+    w->final_path = xstrdup(final_path);
+    w->tmp_path = beit_tmp_path(final_path);
+    w->file = w->group = w->images = w->labels = -1;
+    w->meta = *meta;
+    w->source = xstrdup(meta->source ? meta->source : "");
+    w->stats_split = xstrdup(meta->stats_split ? meta->stats_split : "train");
+    w->class_names = xcalloc((size_t)meta->num_classes, sizeof *w->class_names);
+    for (int k = 0; k < meta->num_classes; k++) w->class_names[k] = xstrdup(meta->class_names[k]);
+    w->meta.class_names = NULL;
+    w->meta.source = w->meta.stats_split = NULL;
+    w->image_bytes = (size_t)meta->height * meta->width * meta->channels;
+    w->label_u8 = meta->num_classes <= 256;
+    install_cleanup(w);
+    /* default file access: serial sec2 driver; the import is a single-process job */
+    w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (w->file < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        char *p = xstrdup(final_path);
+        store_abort(w);
+        beit_fatal_user(BEIT_EXIT_IO, "%s: cannot create the output file (expected a writable directory)", p);
+    }
+    return w;
+}
+
+const char *store_writer_final_path(const beit_store_writer *w) { return w->final_path; }
+
+static hid_t make_dcpl(beit_store_writer *w, int rank, const hsize_t *chunk) {
+    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
+    W_CHECK(w, p);
+    W_CHECK(w, H5Pset_chunk(p, rank, chunk));
+    /* shuffle is a no-op for 1-byte elements but keeps every store dataset's filter chain
+     * the same (int32 labels do benefit) */
+    W_CHECK(w, H5Pset_shuffle(p));
+    W_CHECK(w, H5Pset_deflate(p, DEFLATE_LEVEL));
+    return p;
+}
+
+void store_begin_split(beit_store_writer *w, const char *split, int64_t count) {
+    if (w->in_split) beit_fatal(BEIT_EXIT_FAILURE, "store_begin_split(%s) while %s is open", split, w->split);
+    if (strlen(split) >= sizeof w->split || count < 0)
+        beit_fatal(BEIT_EXIT_FAILURE, "store_begin_split: bad split '%s' or count %lld", split, (long long)count);
+    snprintf(w->split, sizeof w->split, "%s", split);
+    w->count = count;
+    w->written = 0;
+    w->buffered = 0;
+    w->in_split = 1;
+    int64_t cn = (int64_t)(CHUNK_TARGET_BYTES / w->image_bytes);
+    if (cn > CHUNK_MAX_IMAGES) cn = CHUNK_MAX_IMAGES;
+    if (cn > count) cn = count;
+    if (cn < 1) cn = 1;
+    w->chunk_n = cn;
+    free(w->buf_images);
+    free(w->buf_labels);
+    w->buf_images = xmalloc((size_t)cn * w->image_bytes);
+    w->buf_labels = xmalloc((size_t)cn * sizeof(int32_t));
+
+    w->group = H5Gcreate2(w->file, split, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    W_CHECK(w, w->group);
+    int64_t c64 = count;
+    W_CHECK(w, attr_put(w->group, "count", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, 1, &c64));
+
+    hsize_t dims[4] = {(hsize_t)count, (hsize_t)w->meta.height, (hsize_t)w->meta.width, (hsize_t)w->meta.channels};
+    hsize_t chunk[4] = {(hsize_t)cn, dims[1], dims[2], dims[3]};
+    hid_t sp = H5Screate_simple(4, dims, NULL);
+    W_CHECK(w, sp);
+    hid_t dcpl = make_dcpl(w, 4, chunk);
+    w->images = H5Dcreate2(w->group, "images", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    W_CHECK(w, w->images);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+
+    hsize_t ldim = (hsize_t)count, lchunk = (hsize_t)(count < LABEL_CHUNK ? (count > 0 ? count : 1) : LABEL_CHUNK);
+    sp = H5Screate_simple(1, &ldim, NULL);
+    W_CHECK(w, sp);
+    dcpl = make_dcpl(w, 1, &lchunk);
+    w->labels =
+        H5Dcreate2(w->group, "labels", w->label_u8 ? H5T_STD_U8LE : H5T_STD_I32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    W_CHECK(w, w->labels);
+    H5Pclose(dcpl);
+    H5Sclose(sp);
+}
+
+static void flush_buffer(beit_store_writer *w) {
+    if (w->buffered == 0) return;
+    hsize_t start[4] = {(hsize_t)w->written, 0, 0, 0};
+    hsize_t cnt[4] = {(hsize_t)w->buffered, (hsize_t)w->meta.height, (hsize_t)w->meta.width, (hsize_t)w->meta.channels};
+    hid_t fs = H5Dget_space(w->images);
+    W_CHECK(w, fs);
+    W_CHECK(w, H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    hid_t ms = H5Screate_simple(4, cnt, NULL);
+    W_CHECK(w, ms);
+    W_CHECK(w, H5Dwrite(w->images, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, w->buf_images));
+    H5Sclose(ms);
+    H5Sclose(fs);
+
+    fs = H5Dget_space(w->labels);
+    W_CHECK(w, fs);
+    W_CHECK(w, H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    ms = H5Screate_simple(1, cnt, NULL);
+    W_CHECK(w, ms);
+    W_CHECK(w, H5Dwrite(w->labels, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, w->buf_labels));
+    H5Sclose(ms);
+    H5Sclose(fs);
+    w->written += w->buffered;
+    w->buffered = 0;
+}
+
+void store_append(beit_store_writer *w, const uint8_t *images, const int32_t *labels, int64_t n) {
+    if (!w->in_split) beit_fatal(BEIT_EXIT_FAILURE, "store_append outside a split");
+    if (w->written + w->buffered + n > w->count)
+        beit_fatal(BEIT_EXIT_FAILURE, "store_append: split %s announced %lld samples, got more", w->split,
+                   (long long)w->count);
+    int stats = strcmp(w->split, w->stats_split) == 0;
+    int C = w->meta.channels;
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] < 0 || labels[i] >= w->meta.num_classes)
+            beit_fatal(BEIT_EXIT_FAILURE, "store_append: label %d outside [0, %d)", labels[i], w->meta.num_classes);
+        const uint8_t *img = images + (size_t)i * w->image_bytes;
+        if (stats) {
+            for (size_t p = 0; p < w->image_bytes; p += (size_t)C)
+                for (int k = 0; k < C; k++) w->hist[k][img[p + (size_t)k]]++;
+            w->stats_samples++;
+        }
+        memcpy(w->buf_images + (size_t)w->buffered * w->image_bytes, img, w->image_bytes);
+        w->buf_labels[w->buffered] = labels[i];
+        if (++w->buffered == w->chunk_n) flush_buffer(w);
+    }
+}
+
+void store_end_split(beit_store_writer *w) {
+    if (!w->in_split) beit_fatal(BEIT_EXIT_FAILURE, "store_end_split outside a split");
+    flush_buffer(w);
+    if (w->written != w->count)
+        beit_fatal(BEIT_EXIT_FAILURE, "store_end_split: split %s announced %lld samples, got %lld", w->split,
+                   (long long)w->count, (long long)w->written);
+    W_CHECK(w, H5Dclose(w->images));
+    W_CHECK(w, H5Dclose(w->labels));
+    W_CHECK(w, H5Gclose(w->group));
+    w->images = w->labels = w->group = -1;
+    w->in_split = 0;
+}
+
+void store_commit(beit_store_writer *w) {
+    if (w->in_split) beit_fatal(BEIT_EXIT_FAILURE, "store_commit with split %s still open", w->split);
+    int C = w->meta.channels;
+    double mean[STORE_MAX_CHANNELS] = {0}, sd[STORE_MAX_CHANNELS] = {0};
+    for (int k = 0; k < C; k++) {
+        /* two passes over the exact histogram: mean, then mean squared deviation */
+        double n = 0, s = 0, v = 0;
+        for (int b = 0; b < 256; b++) {
+            n += (double)w->hist[k][b];
+            s += (double)w->hist[k][b] * (b / 255.0);
+        }
+        double m = n > 0 ? s / n : 0;
+        for (int b = 0; b < 256; b++) v += (double)w->hist[k][b] * (b / 255.0 - m) * (b / 255.0 - m);
+        mean[k] = m;
+        sd[k] = n > 0 ? sqrt(v / n) : 0;
+    }
+    if (w->stats_samples == 0)
+        beit_warn("%s: split '%s' is empty: mean/std written as 0", w->final_path, w->stats_split);
+    char uuid[37];
+    beit_uuid4(uuid);
+    char *created = xasprintf("beit %s", BEIT_VERSION);
+    hid_t f = w->file;
+    W_CHECK(w, attr_put_str(f, "format", STORE_FORMAT));
+    W_CHECK(w, attr_put_i32(f, "format_version", STORE_FORMAT_VERSION));
+    W_CHECK(w, attr_put_str(f, "source", w->source));
+    W_CHECK(w, attr_put_strs(f, "class_names", (const char *const *)w->class_names, w->meta.num_classes));
+    W_CHECK(w, attr_put_i32(f, "num_classes", w->meta.num_classes));
+    W_CHECK(w, attr_put_i32(f, "height", w->meta.height));
+    W_CHECK(w, attr_put_i32(f, "width", w->meta.width));
+    W_CHECK(w, attr_put_i32(f, "channels", C));
+    W_CHECK(w, attr_put(f, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)C, mean));
+    W_CHECK(w, attr_put(f, "std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)C, sd));
+    W_CHECK(w, attr_put_str(f, "stats_split", w->stats_split));
+    W_CHECK(w, attr_put_str(f, "uuid", uuid));
+    W_CHECK(w, attr_put_str(f, "created_by", created));
+    free(created);
+    W_CHECK(w, H5Fflush(f, H5F_SCOPE_GLOBAL));
+    W_CHECK(w, H5Fclose(f));
+    w->file = -1;
+    if (beit_commit_file(w->tmp_path, w->final_path) != 0) {
+        int e = errno;
+        char *p = xstrdup(w->final_path);
+        store_abort(w);
+        beit_fatal_user(BEIT_EXIT_IO, "%s: cannot move the finished store into place: %s", p, strerror(e));
+    }
+    remove_cleanup(w);
+    writer_free(w);
+}
+
+/* ======================================================================================== */
+/* reader                                                                                   */
+/* ======================================================================================== */
+
+BEIT_NORETURN static void bad_store(beit_store *s, const char *fmt, ...) BEIT_PRINTF(2, 3);
+static void bad_store(beit_store *s, const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    beit_fatal_user(BEIT_EXIT_DATA, "%s: %s", s->path, msg);
+}
+
+static const char *SPLIT_NAMES_HINT = "groups holding 'images' and 'labels', e.g. /train and /test";
+
+/* HDF5's own chunk cache is turned off for images: store_read keeps decompressed blocks. */
+static hid_t dataset_open_uncached(hid_t group, const char *name) {
+    hid_t dapl = H5_CHECK(H5Pcreate(H5P_DATASET_ACCESS));
+    H5_CHECK(H5Pset_chunk_cache(dapl, 0, 0, 1.0));
+    hid_t d = H5Dopen2(group, name, dapl);
+    H5Pclose(dapl);
+    return d;
+}
+
+static void validate_split(beit_store *s, hid_t g, const char *name, beit_store_split *sp) {
+    snprintf(sp->name, sizeof sp->name, "%s", name);
+    int64_t count = -1;
+    if (attr_get_int(g, "count", &count) != 0 || count < 0)
+        bad_store(s, "group /%s: missing or invalid attribute 'count' (expected the split's sample count, int64)",
+                  name);
+    sp->count = count;
+    size_t image_bytes = (size_t)s->height * s->width * s->channels;
+
+    /* images [count, H, W, C] uint8 */
+    hid_t d = H5Dopen2(g, "images", H5P_DEFAULT);
+    if (d < 0) bad_store(s, "dataset /%s/images cannot be opened (expected uint8 [N,H,W,C])", name);
+    hid_t t = H5Dget_type(d), space = H5Dget_space(d);
+    hsize_t dims[4] = {0};
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank == 4) H5Sget_simple_extent_dims(space, dims, NULL);
+    if (H5Tget_class(t) != H5T_INTEGER || H5Tget_size(t) != 1 || H5Tget_sign(t) != H5T_SGN_NONE)
+        bad_store(s, "dataset /%s/images has the wrong type (expected uint8)", name);
+    if (rank != 4 || (int64_t)dims[0] != count || (int)dims[1] != s->height || (int)dims[2] != s->width ||
+        (int)dims[3] != s->channels)
+        bad_store(s,
+                  "dataset /%s/images has shape %s[%llu,%llu,%llu,%llu] (expected [%lld,%d,%d,%d] from the "
+                  "count, height, width, channels attributes)",
+                  name, rank == 4 ? "" : "of wrong rank ", (unsigned long long)dims[0], (unsigned long long)dims[1],
+                  (unsigned long long)dims[2], (unsigned long long)dims[3], (long long)count, s->height, s->width,
+                  s->channels);
+    /* blocks follow the chunking; contiguous data (e.g. written by h5py) gets ~1 MiB blocks */
+    int64_t bn = (int64_t)(CHUNK_TARGET_BYTES / image_bytes);
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        hsize_t cd[4];
+        if (H5Pget_chunk(dcpl, 4, cd) == 4) bn = (int64_t)cd[0];
+    }
+    H5Pclose(dcpl);
+    H5Tclose(t);
+    H5Sclose(space);
+    H5Dclose(d);
+    sp->block_n = bn < 1 ? 1 : bn;
+    sp->nblocks = (count + sp->block_n - 1) / sp->block_n;
+    sp->block_img = xcalloc((size_t)sp->nblocks + 1, sizeof *sp->block_img);
+    sp->block_lab = xcalloc((size_t)sp->nblocks + 1, sizeof *sp->block_lab);
+    sp->block_used = xcalloc((size_t)sp->nblocks + 1, sizeof *sp->block_used);
+    sp->images = dataset_open_uncached(g, "images");
+    H5_CHECK(sp->images);
+
+    /* labels [count] integer */
+    if (H5Lexists(g, "labels", H5P_DEFAULT) <= 0)
+        bad_store(s, "dataset /%s/labels is missing (expected integer [%lld])", name, (long long)count);
+    sp->labels = H5Dopen2(g, "labels", H5P_DEFAULT);
+    if (sp->labels < 0) bad_store(s, "dataset /%s/labels cannot be opened (expected integer [N])", name);
+    t = H5Dget_type(sp->labels);
+    space = H5Dget_space(sp->labels);
+    rank = H5Sget_simple_extent_ndims(space);
+    hsize_t ld = 0;
+    if (rank == 1) H5Sget_simple_extent_dims(space, &ld, NULL);
+    if (H5Tget_class(t) != H5T_INTEGER)
+        bad_store(s, "dataset /%s/labels has the wrong type (expected uint8 or int32)", name);
+    if (rank != 1 || (int64_t)ld != count)
+        bad_store(s, "dataset /%s/labels has %s%llu entries (expected [%lld], the count attribute)", name,
+                  rank == 1 ? "" : "the wrong rank or ", (unsigned long long)ld, (long long)count);
+    H5Tclose(t);
+    H5Sclose(space);
+}
+
+beit_store *store_open(const char *path, MPI_Comm comm) {
+    beit_store *s = xcalloc(1, sizeof *s);
+    s->path = xstrdup(path);
+    s->file = -1;
+    s->cache_budget = STORE_CACHE_DEFAULT;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        bad_store(s, "cannot open: %s (expected a dataset store made by 'beit data import')", strerror(errno));
+    if (!S_ISREG(st.st_mode)) bad_store(s, "not a regular file (expected an HDF5 dataset store)");
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) bad_store(s, "not an HDF5 file (expected a dataset store made by 'beit data import')");
+    hid_t fapl = H5_CHECK(H5Pcreate(H5P_FILE_ACCESS));
+    if (comm != MPI_COMM_NULL) {
+        H5_CHECK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
+        s->mpio = 1;
+    }
+    s->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (s->file < 0) bad_store(s, "cannot open as HDF5 (expected a readable dataset store)");
+
+    char *fmt = attr_get_str(s->file, "format");
+    if (!fmt)
+        bad_store(s,
+                  "not a beit dataset store: no 'format' attribute (expected format = \"%s\"; "
+                  "create stores with 'beit data import')",
+                  STORE_FORMAT);
+    if (strcmp(fmt, STORE_FORMAT) != 0)
+        bad_store(s, "attribute 'format' is \"%s\" (expected \"%s\")", fmt, STORE_FORMAT);
+    free(fmt);
+    int64_t v;
+    if (attr_get_int(s->file, "format_version", &v) != 0)
+        bad_store(s, "missing attribute 'format_version' (expected %d)", STORE_FORMAT_VERSION);
+    if (v != STORE_FORMAT_VERSION)
+        bad_store(s, "format_version %lld is not supported (expected %d)", (long long)v, STORE_FORMAT_VERSION);
+
+    const char *ints[4] = {"height", "width", "channels", "num_classes"};
+    int *dst[4] = {&s->height, &s->width, &s->channels, &s->num_classes};
+    for (int i = 0; i < 4; i++) {
+        if (attr_get_int(s->file, ints[i], &v) != 0 || v < 1 || v > 1000000)
+            bad_store(s, "missing or invalid attribute '%s' (expected a positive integer)", ints[i]);
+        *dst[i] = (int)v;
+    }
+    if (s->channels > STORE_MAX_CHANNELS)
+        bad_store(s, "attribute 'channels' is %d (expected 1..%d)", s->channels, STORE_MAX_CHANNELS);
+    if (attr_get_f64s(s->file, "mean", s->mean, s->channels) != 0)
+        bad_store(s, "missing or invalid attribute 'mean' (expected float64[%d])", s->channels);
+    if (attr_get_f64s(s->file, "std", s->std, s->channels) != 0)
+        bad_store(s, "missing or invalid attribute 'std' (expected float64[%d])", s->channels);
+    char *uuid = attr_get_str(s->file, "uuid");
+    if (!uuid || !*uuid || strlen(uuid) >= sizeof s->uuid)
+        bad_store(s, "missing or invalid attribute 'uuid' (expected the dataset's UUID string)");
+    snprintf(s->uuid, sizeof s->uuid, "%s", uuid);
+    free(uuid);
+    s->source = attr_get_str(s->file, "source");
+    if (!s->source) s->source = xstrdup("");
+    s->created_by = attr_get_str(s->file, "created_by");
+    if (!s->created_by) s->created_by = xstrdup("");
+    s->stats_split = attr_get_str(s->file, "stats_split");
+    if (!s->stats_split) s->stats_split = xstrdup("train");
+    int nn = 0;
+    s->class_names = attr_get_strs(s->file, "class_names", &nn);
+    if (!s->class_names || nn != s->num_classes)
+        bad_store(s, "attribute 'class_names' %s (expected %d strings, one per class)",
+                  s->class_names ? "has the wrong length" : "is missing or not strings", s->num_classes);
+
+    /* splits: root groups, in name order */
+    H5G_info_t gi;
+    H5_CHECK(H5Gget_info(s->file, &gi));
+    for (hsize_t i = 0; i < gi.nlinks; i++) {
+        char name[256];
+        if (H5Lget_name_by_idx(s->file, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0)
+            continue;
+        hid_t obj = H5Oopen(s->file, name, H5P_DEFAULT);
+        if (obj < 0) continue;
+        if (H5Iget_type(obj) != H5I_GROUP) {
+            H5Oclose(obj);
+            continue;
+        }
+        int has_i = H5Lexists(obj, "images", H5P_DEFAULT) > 0, has_l = H5Lexists(obj, "labels", H5P_DEFAULT) > 0;
+        if (!has_i && !has_l) {
+            H5Oclose(obj);
+            continue;
+        }
+        if (!has_i) bad_store(s, "group /%s has labels but no 'images' dataset (expected both)", name);
+        if (s->nsplits == STORE_MAX_SPLITS || strlen(name) >= sizeof s->splits[0].name)
+            bad_store(s, "too many splits or split name too long at /%s (expected at most %d splits)", name,
+                      STORE_MAX_SPLITS);
+        validate_split(s, obj, name, &s->splits[s->nsplits++]);
+        H5Oclose(obj);
+    }
+    if (s->nsplits == 0) bad_store(s, "no splits (expected %s)", SPLIT_NAMES_HINT);
+    /* "train" first, the rest in name order: the order info prints */
+    for (int i = 1; i < s->nsplits; i++)
+        if (!strcmp(s->splits[i].name, "train")) {
+            beit_store_split t = s->splits[i];
+            memmove(&s->splits[1], &s->splits[0], (size_t)i * sizeof t);
+            s->splits[0] = t;
+        }
+    return s;
+}
+
+void store_close(beit_store *s) {
+    if (!s) return;
+    for (int i = 0; i < s->nsplits; i++) {
+        beit_store_split *sp = &s->splits[i];
+        H5Dclose(sp->images);
+        H5Dclose(sp->labels);
+        for (int64_t b = 0; b < sp->nblocks; b++) {
+            free(sp->block_img[b]);
+            free(sp->block_lab[b]);
+        }
+        free(sp->block_img);
+        free(sp->block_lab);
+        free(sp->block_used);
+    }
+    if (s->file >= 0) H5Fclose(s->file);
+    for (int k = 0; k < s->num_classes && s->class_names; k++) free(s->class_names[k]);
+    free(s->class_names);
+    free(s->source);
+    free(s->created_by);
+    free(s->stats_split);
+    free(s->loaded_split);
+    free(s->loaded_block);
+    free(s->path);
+    free(s);
+}
+
+static beit_store_split *find_split(const beit_store *s, const char *split) {
+    for (int i = 0; i < s->nsplits; i++)
+        if (strcmp(s->splits[i].name, split) == 0) return (beit_store_split *)&s->splits[i];
+    return NULL;
+}
+
+static beit_store_split *need_split(const beit_store *s, const char *split) {
+    beit_store_split *sp = find_split(s, split);
+    if (!sp) {
+        char have[512] = "";
+        for (int i = 0; i < s->nsplits; i++) {
+            strncat(have, i ? ", " : "", sizeof have - strlen(have) - 1);
+            strncat(have, s->splits[i].name, sizeof have - strlen(have) - 1);
+        }
+        beit_fatal_user(BEIT_EXIT_DATA, "%s: no split '%s' (expected one of: %s)", s->path, split, have);
+    }
+    return sp;
+}
+
+int store_has_split(const beit_store *s, const char *split) { return find_split(s, split) != NULL; }
+int64_t store_split_count(const beit_store *s, const char *split) { return need_split(s, split)->count; }
+int store_height(const beit_store *s) { return s->height; }
+int store_width(const beit_store *s) { return s->width; }
+int store_channels(const beit_store *s) { return s->channels; }
+int store_num_classes(const beit_store *s) { return s->num_classes; }
+size_t store_image_bytes(const beit_store *s) { return (size_t)s->height * s->width * s->channels; }
+const char *store_uuid(const beit_store *s) { return s->uuid; }
+const char *store_class_name(const beit_store *s, int k) {
+    return k >= 0 && k < s->num_classes ? s->class_names[k] : "?";
+}
+const double *store_mean(const beit_store *s) { return s->mean; }
+const double *store_std(const beit_store *s) { return s->std; }
+
+static size_t block_bytes(const beit_store *s, const beit_store_split *sp, int64_t b) {
+    int64_t n = sp->count - b * sp->block_n < sp->block_n ? sp->count - b * sp->block_n : sp->block_n;
+    return (size_t)n * (store_image_bytes(s) + sizeof(int32_t));
+}
+
+/* Drop least recently used blocks (of any split) until `need` more bytes fit the budget. */
+static void cache_make_room(beit_store *s, size_t need) {
+    while (s->nloaded > 0 && s->cache_bytes + need > s->cache_budget) {
+        int victim = 0;
+        for (int i = 1; i < s->nloaded; i++)
+            if (s->splits[s->loaded_split[i]].block_used[s->loaded_block[i]] <
+                s->splits[s->loaded_split[victim]].block_used[s->loaded_block[victim]])
+                victim = i;
+        beit_store_split *vs = &s->splits[s->loaded_split[victim]];
+        int64_t vb = s->loaded_block[victim];
+        s->cache_bytes -= block_bytes(s, vs, vb);
+        free(vs->block_img[vb]);
+        free(vs->block_lab[vb]);
+        vs->block_img[vb] = NULL;
+        vs->block_lab[vb] = NULL;
+        s->nloaded--;
+        s->loaded_split[victim] = s->loaded_split[s->nloaded];
+        s->loaded_block[victim] = s->loaded_block[s->nloaded];
+    }
+}
+
+/* Read block b of a split: one chunk-aligned hyperslab, so HDF5 inflates exactly one chunk. */
+static void load_block(beit_store *s, beit_store_split *sp, int64_t b) {
+    size_t ib = store_image_bytes(s);
+    int64_t start = b * sp->block_n, n = sp->count - start < sp->block_n ? sp->count - start : sp->block_n;
+    cache_make_room(s, block_bytes(s, sp, b));
+    uint8_t *img = xmalloc((size_t)n * ib);
+    int32_t *lab = xmalloc((size_t)n * sizeof *lab);
+    hsize_t off[4] = {(hsize_t)start, 0, 0, 0};
+    hsize_t cnt[4] = {(hsize_t)n, (hsize_t)s->height, (hsize_t)s->width, (hsize_t)s->channels};
+    hid_t fs = H5_CHECK(H5Dget_space(sp->images));
+    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL));
+    hid_t ms = H5_CHECK(H5Screate_simple(4, cnt, NULL));
+    if (H5Dread(sp->images, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, img) < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        beit_fatal_user(BEIT_EXIT_DATA, "%s: cannot read /%s/images samples %lld..%lld (expected a readable store)",
+                        s->path, sp->name, (long long)start, (long long)(start + n - 1));
+    }
+    H5Sclose(ms);
+    H5Sclose(fs);
+    fs = H5_CHECK(H5Dget_space(sp->labels));
+    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL));
+    ms = H5_CHECK(H5Screate_simple(1, cnt, NULL));
+    if (H5Dread(sp->labels, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, lab) < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        beit_fatal_user(BEIT_EXIT_DATA, "%s: cannot read /%s/labels samples %lld..%lld (expected a readable store)",
+                        s->path, sp->name, (long long)start, (long long)(start + n - 1));
+    }
+    H5Sclose(ms);
+    H5Sclose(fs);
+    for (int64_t i = 0; i < n; i++)
+        if (lab[i] < 0 || lab[i] >= s->num_classes)
+            beit_fatal_user(BEIT_EXIT_DATA, "%s: dataset /%s/labels: label %d at index %lld (expected 0..%d)", s->path,
+                            sp->name, lab[i], (long long)(start + i), s->num_classes - 1);
+    sp->block_img[b] = img;
+    sp->block_lab[b] = lab;
+    s->cache_bytes += block_bytes(s, sp, b);
+    if (s->nloaded == s->loaded_cap) {
+        s->loaded_cap = s->loaded_cap ? 2 * s->loaded_cap : 64;
+        s->loaded_split = xrealloc(s->loaded_split, (size_t)s->loaded_cap * sizeof *s->loaded_split);
+        s->loaded_block = xrealloc(s->loaded_block, (size_t)s->loaded_cap * sizeof *s->loaded_block);
+    }
+    s->loaded_split[s->nloaded] = (int)(sp - s->splits);
+    s->loaded_block[s->nloaded] = b;
+    s->nloaded++;
+}
+
+void store_set_cache_budget(beit_store *s, size_t bytes) {
+    s->cache_budget = bytes;
+    cache_make_room(s, 0);
+}
+
+typedef struct {
+    int64_t idx;
+    int pos;
+} idx_pos;
+
+static int cmp_idx_pos(const void *a, const void *b) {
+    const idx_pos *x = a, *y = b;
+    if (x->idx != y->idx) return x->idx < y->idx ? -1 : 1;
+    return x->pos - y->pos;
+}
+
+void store_read(beit_store *s, const char *split, const int64_t *indices, int n, uint8_t *images, int32_t *labels) {
+    beit_store_split *sp = need_split(s, split);
+    if (n <= 0) return;
+    size_t ib = store_image_bytes(s);
+    idx_pos *ord = xmalloc((size_t)n * sizeof *ord);
+    for (int i = 0; i < n; i++) {
+        if (indices[i] < 0 || indices[i] >= sp->count)
+            beit_fatal(BEIT_EXIT_FAILURE, "store_read: index %lld outside split %s [0, %lld)", (long long)indices[i],
+                       split, (long long)sp->count);
+        ord[i].idx = indices[i];
+        ord[i].pos = i;
+    }
+    /* block order: each needed block is loaded once per call even when it cannot stay cached */
+    qsort(ord, (size_t)n, sizeof *ord, cmp_idx_pos);
+    s->clock++;
+    for (int i = 0; i < n; i++) {
+        int64_t b = ord[i].idx / sp->block_n, k = ord[i].idx - b * sp->block_n;
+        if (!sp->block_img[b]) load_block(s, sp, b);
+        sp->block_used[b] = s->clock;
+        if (images) memcpy(images + (size_t)ord[i].pos * ib, sp->block_img[b] + (size_t)k * ib, ib);
+        if (labels) labels[ord[i].pos] = sp->block_lab[b][k];
+    }
+    free(ord);
+}
+
+void store_read_labels(beit_store *s, const char *split, int32_t *labels) {
+    beit_store_split *sp = need_split(s, split);
+    if (sp->count == 0) return;
+    H5_CHECK(H5Dread(sp->labels, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels));
+}

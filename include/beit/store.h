@@ -1,0 +1,200 @@
+/* store.h: the HDF5 dataset store (import -> store -> training), its writer, the IDX reader
+ * used by the Fashion-MNIST importer, and the distributed batch reader.
+ *
+ * Store layout (format "beit-dataset", format_version 1):
+ *   /<split>/images   uint8 [N, H, W, C]  chunked [min(N, K), H, W, C] with K = 1024 images or
+ *                     fewer so that a chunk is <= 1 MiB; filters shuffle + deflate level 4
+ *   /<split>/labels   uint8 [N] (int32 when num_classes > 256), chunked, shuffle + deflate 4
+ *   /<split>          attribute count (int64) = N
+ *   splits: "train" and "test" for Fashion-MNIST; any group holding images + labels is a split.
+ *   root attributes:
+ *     format          string  "beit-dataset"
+ *     format_version  int32   1
+ *     source          string  what was imported, e.g. "fashion-mnist /usr/share/datasets/fashion-mnist"
+ *     class_names     string[num_classes]
+ *     num_classes, height, width, channels   int32
+ *     mean, std       float64[channels]: per-channel mean and population std (ddof 0) of the
+ *                     pixels scaled to [0, 1], over the statistics split (train)
+ *     stats_split     string  the split mean/std were computed on
+ *     uuid            string  random v4 UUID: the identity of this imported dataset
+ *     created_by      string  "beit <version>"
+ * Strings are variable-length UTF-8 (h5py reads them as str).
+ */
+#ifndef BEIT_STORE_H
+#define BEIT_STORE_H
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <stdint.h>
+
+#define STORE_FORMAT "beit-dataset"
+#define STORE_FORMAT_VERSION 1
+#define STORE_MAX_SPLITS 8
+#define STORE_MAX_CHANNELS 4
+
+/* ---- reading ------------------------------------------------------------------------------ */
+/* A split's images are read a block at a time (a block = one HDF5 chunk of images, the unit
+ * the file is compressed in) and decompressed blocks are kept in memory, least recently used
+ * evicted first, within the store's cache budget. */
+typedef struct {
+    char name[64];
+    int64_t count;
+    hid_t images, labels; /* open datasets */
+    int64_t block_n;      /* images per block (the dataset's chunk length) */
+    int64_t nblocks;
+    uint8_t **block_img;  /* [nblocks] decompressed images of block b, NULL if not loaded */
+    int32_t **block_lab;  /* [nblocks] its labels */
+    uint64_t *block_used; /* [nblocks] last use (LRU clock) */
+} beit_store_split;
+
+/* Read-only view of a store. Fields are filled by store_open and must not be changed. */
+typedef struct {
+    char *path;
+    hid_t file;
+    int mpio; /* opened with the MPI-IO driver */
+    int height, width, channels, num_classes;
+    double mean[STORE_MAX_CHANNELS], std[STORE_MAX_CHANNELS];
+    char uuid[64];
+    char *source, *created_by, *stats_split;
+    char **class_names; /* [num_classes] */
+    int nsplits;
+    beit_store_split splits[STORE_MAX_SPLITS];
+    size_t cache_budget, cache_bytes; /* decompressed blocks kept in memory: limit, current */
+    uint64_t clock;
+    int nloaded, loaded_cap; /* the loaded blocks, as (split, block) pairs: eviction scans these */
+    int *loaded_split;
+    int64_t *loaded_block;
+} beit_store;
+
+/* Open read-only and validate (format attribute and version, required attributes, every
+ * split's dataset shapes and types against height/width/channels and its count attribute).
+ * comm == MPI_COMM_NULL: serial HDF5 (sec2 driver). Otherwise the file is opened with the
+ * MPI-IO driver on comm (collective over comm: every rank of comm must call it) and each rank
+ * later reads only the samples it asks for (independent I/O).
+ * Any problem: beit_fatal_user(BEIT_EXIT_DATA, "<path>: ... (expected ...)") naming the
+ * dataset or attribute at fault. */
+beit_store *store_open(const char *path, MPI_Comm comm);
+void store_close(beit_store *s);
+
+int store_has_split(const beit_store *s, const char *split);
+/* Number of samples of a split; a missing split is a user error (BEIT_EXIT_DATA). */
+int64_t store_split_count(const beit_store *s, const char *split);
+int store_height(const beit_store *s);
+int store_width(const beit_store *s);
+int store_channels(const beit_store *s);
+int store_num_classes(const beit_store *s);
+size_t store_image_bytes(const beit_store *s); /* height * width * channels */
+const char *store_uuid(const beit_store *s);
+const char *store_class_name(const beit_store *s, int k);
+const double *store_mean(const beit_store *s); /* [channels], pixels scaled to [0, 1] */
+const double *store_std(const beit_store *s);  /* [channels] */
+
+/* Read the n listed samples of a split (any order, repeats allowed):
+ *   images [n, H, W, C] uint8 (may be NULL), labels [n] int32 (may be NULL).
+ * Samples are served from the block cache; a missing block is read with one chunk-aligned
+ * hyperslab (independent I/O: a rank reads only the blocks holding its samples). Requests
+ * are processed in block order, so a small budget still reads each block once per call.
+ * A label outside [0, num_classes) in a block read is bad data (BEIT_EXIT_DATA).
+ * An index outside [0, count) is a caller bug (beit_fatal). n may be 0. */
+void store_read(beit_store *s, const char *split, const int64_t *indices, int n, uint8_t *images, int32_t *labels);
+/* Memory for decompressed blocks, over all splits (default STORE_CACHE_DEFAULT). At least one
+ * block is always kept. A budget below the split's size makes random access re-read blocks. */
+#define STORE_CACHE_DEFAULT ((size_t)512 << 20)
+void store_set_cache_budget(beit_store *s, size_t bytes);
+/* All labels of a split into labels [count] (statistics, evaluation). */
+void store_read_labels(beit_store *s, const char *split, int32_t *labels);
+
+/* ---- writing (importers, tests) ------------------------------------------------------------ */
+typedef struct {
+    const char *source;
+    int height, width, channels, num_classes;
+    const char *const *class_names; /* [num_classes] */
+    const char *stats_split;        /* mean/std are computed over this split, e.g. "train" */
+} beit_store_meta;
+
+typedef struct beit_store_writer beit_store_writer;
+
+/* Create the store at beit_tmp_path(final_path) with serial HDF5 (the default file driver).
+ * Nothing appears at final_path until store_commit. While a writer is open, SIGINT, SIGTERM
+ * and SIGHUP remove the temporary file before the process dies (previous handlers are
+ * restored by commit/abort). HDF5 write failures remove the temporary file and end the job
+ * with BEIT_EXIT_IO. One writer at a time per process. */
+beit_store_writer *store_create(const char *final_path, const beit_store_meta *meta);
+/* Start a split of exactly `count` samples. */
+void store_begin_split(beit_store_writer *w, const char *split, int64_t count);
+/* Append n samples: images [n, H, W, C], labels [n] in [0, num_classes) (checked; a label
+ * outside is a caller bug: the importers validate labels before appending). */
+void store_append(beit_store_writer *w, const uint8_t *images, const int32_t *labels, int64_t n);
+/* End the split; the appended count must equal the announced one. */
+void store_end_split(beit_store_writer *w);
+/* Write the root attributes (a fresh uuid, mean/std of the stats split), close, fsync and
+ * rename to the final path. Frees w. */
+void store_commit(beit_store_writer *w);
+/* Close and delete the temporary file. Frees w. Safe to call at any point. */
+void store_abort(beit_store_writer *w);
+const char *store_writer_final_path(const beit_store_writer *w);
+
+/* ---- IDX files (src/io/idx.c) ------------------------------------------------------------- */
+/* An IDX array of unsigned bytes, as in the MNIST/Fashion-MNIST distribution:
+ *   images: magic 0x00000803, big-endian dims count, rows, cols, then count*rows*cols bytes
+ *   labels: magic 0x00000801, big-endian dim count, then count bytes */
+#define IDX_MAGIC_IMAGES 0x00000803u
+#define IDX_MAGIC_LABELS 0x00000801u
+typedef struct {
+    int64_t count;
+    int rows, cols; /* 0 for labels */
+    uint8_t *data;  /* [count, rows, cols] or [count] */
+} idx_array;
+
+/* Read a gzip-compressed IDX file (zlib gzread). `images` selects the expected magic.
+ * Checks: a gzip file (not plain bytes), the magic number, plausible dimensions, every data
+ * byte present (a short read or a zlib error such as a bad deflate block or CRC/length
+ * mismatch in the trailer is an error), and nothing after the data (no extra bytes, a clean
+ * end of the gzip stream). Returns 0, or -1 with "<what is wrong> (expected ...)" in err; the
+ * caller prefixes the path. */
+int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t errlen);
+void idx_free(idx_array *a);
+
+/* ---- distributed batch reader (src/io/reader.c) -------------------------------------------- */
+/* Shuffled mode (training): epoch e uses a permutation P_e of [0, n) (n = subset or the split
+ * size): P = identity; for i = n-1 down to 1: j = rng_below(g, i+1), swap P[i], P[j], with
+ * g = rng_stream(seed, RNG_SHUFFLE, e, 0). steps_per_epoch = floor(n / G): the last partial
+ * batch is dropped. Step s of epoch e is the global batch P_e[s*G .. s*G+G); rank r of R takes
+ * its contiguous slice [s*G + r*G/R, s*G + (r+1)*G/R) (integer division: slices differ by at
+ * most one sample), so which samples form a step does not depend on R.
+ *
+ * Sequential mode (evaluation, tokenization; shuffle = 0): no permutation and nothing dropped:
+ * steps_per_epoch = ceil(n / G); step s covers [s*G, min(n, s*G+G)) = B samples and rank r
+ * takes [s*G + r*B/R, s*G + (r+1)*B/R). Every rank runs the same number of steps; a rank may
+ * get 0 samples in the last step. Every sample is read exactly once per pass.
+ *
+ * `subset` > 0 uses only the first `subset` samples of the split (0 = all). */
+typedef struct {
+    beit_store *store;
+    char split[64];
+    int64_t n;
+    int global_batch;
+    uint64_t seed;
+    int rank, nranks, shuffle;
+    int64_t perm_epoch; /* epoch of the cached permutation, -1 = none */
+    int64_t *perm;      /* [n] in shuffled mode */
+    int64_t *idx;       /* [reader_local_count] scratch for reader_next */
+} beit_reader;
+
+/* Bad arguments (G < 1, subset larger than the split, G > n or G < R when shuffling) are
+ * configuration errors: BEIT_EXIT_USAGE. */
+void reader_init(beit_reader *r, beit_store *s, const char *split, int64_t subset, int global_batch, uint64_t seed,
+                 int rank, int nranks, int shuffle);
+void reader_free(beit_reader *r);
+int64_t reader_num_samples(const beit_reader *r);
+int64_t reader_steps_per_epoch(const beit_reader *r);
+/* Samples this rank gets in a full step: the size of the buffers callers pass to reader_next
+ * (images: that many * store_image_bytes). In sequential mode the last step may give fewer. */
+int reader_local_count(const beit_reader *r);
+/* The global sample indices (into the split) of this rank's slice of (epoch, step). */
+void reader_batch_indices(beit_reader *r, int64_t epoch, int64_t step, int64_t *global_idx_out, int *n_out);
+/* Read this rank's slice: images [n, H, W, C], labels [n], indices_out [n] (may be NULL).
+ * Returns n. */
+int reader_next(beit_reader *r, int64_t epoch, int64_t step, uint8_t *images, int32_t *labels, int64_t *indices_out);
+
+#endif

@@ -1,0 +1,112 @@
+#include "runopts.h"
+
+#include "beit/core.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void print_help(FILE *f, unsigned common, const extra_flag *extra, const char *usage) {
+    fprintf(f, "%s\noptions:\n", usage);
+    if (common & RUNOPT_CONFIG) fprintf(f, "  -c FILE            the YAML job file (keys: `beit config --help`)\n");
+    if (common & RUNOPT_SET) fprintf(f, "  --set KEY=VALUE    override a job key, e.g. --set optim.lr=1e-3 (repeatable)\n");
+    if (common & RUNOPT_OUT) fprintf(f, "  --out DIR          run directory (config, log, checkpoints, metrics.jsonl, PNGs)\n");
+    if (common & RUNOPT_STEPS) fprintf(f, "  --steps N          stop after N optimizer steps (the lr schedule is unchanged)\n");
+    if (common & RUNOPT_LOG) fprintf(f, "  --log-every N      log and record metrics every N steps (train.log_every)\n");
+    if (common & RUNOPT_SEED) fprintf(f, "  --seed S           the run's seed (seed)\n");
+    if (common & RUNOPT_RESUME) fprintf(f, "  --resume X         'auto' (newest complete checkpoint in --out) or a checkpoint file\n");
+    for (const extra_flag *e = extra; e && e->name; e++) {
+        char lhs[64];
+        snprintf(lhs, sizeof lhs, "%s%s%s", e->name, e->metavar ? " " : "", e->metavar ? e->metavar : "");
+        fprintf(f, "  %-18s %s\n", lhs, e->help);
+    }
+    fprintf(f, "  -h, --help         this text\n");
+}
+
+static int64_t parse_count(const char *flag, const char *v) {
+    char *end;
+    long long x = strtoll(v, &end, 10);
+    if (*v == '\0' || *end != '\0' || x < 0)
+        beit_fatal_user(BEIT_EXIT_USAGE, "%s: expected a whole number >= 0, got '%s'", flag, v);
+    return x;
+}
+
+int runopts_parse(runopts *ro, int argc, char **argv, unsigned common, const extra_flag *extra,
+                  const char *usage) {
+    memset(ro, 0, sizeof *ro);
+    ro->steps = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            if (beit_rank() == 0) print_help(stdout, common, extra, usage);
+            return 1;
+        }
+        /* --flag=value is accepted too */
+        char flag[64];
+        const char *val = NULL;
+        const char *eq = strchr(a, '=');
+        if (a[0] == '-' && a[1] == '-' && eq && (size_t)(eq - a) < sizeof flag) {
+            memcpy(flag, a, (size_t)(eq - a));
+            flag[eq - a] = '\0';
+            val = eq + 1;
+        } else {
+            snprintf(flag, sizeof flag, "%s", a);
+        }
+#define TAKE()                                                                                      \
+    (val ? val                                                                                      \
+         : (i + 1 < argc ? argv[++i]                                                                \
+                         : (beit_fatal_user(BEIT_EXIT_USAGE, "%s %s: %s needs a value (see --help)", \
+                                            "beit", argv[0], flag), (const char *)NULL)))
+        if ((common & RUNOPT_CONFIG) && (!strcmp(flag, "-c") || !strcmp(flag, "--config"))) ro->config = TAKE();
+        else if ((common & RUNOPT_SET) && !strcmp(flag, "--set")) {
+            if (ro->nsets == RUNOPTS_MAX_SETS) beit_fatal_user(BEIT_EXIT_USAGE, "too many --set (max %d)", RUNOPTS_MAX_SETS);
+            ro->sets[ro->nsets++] = TAKE();
+        } else if ((common & RUNOPT_OUT) && !strcmp(flag, "--out")) ro->out = TAKE();
+        else if ((common & RUNOPT_STEPS) && !strcmp(flag, "--steps")) ro->steps = parse_count("--steps", TAKE());
+        else if ((common & RUNOPT_LOG) && !strcmp(flag, "--log-every")) ro->log_every = TAKE();
+        else if ((common & RUNOPT_SEED) && !strcmp(flag, "--seed")) ro->seed = TAKE();
+        else if ((common & RUNOPT_RESUME) && !strcmp(flag, "--resume")) ro->resume = TAKE();
+        else {
+            const extra_flag *e = extra;
+            for (; e && e->name; e++)
+                if (!strcmp(flag, e->name)) break;
+            if (!e || !e->name) {
+                if (beit_rank() == 0) {
+                    fprintf(stderr, "beit %s: unknown option '%s'\n\n", argv[0], a);
+                    print_help(stderr, common, extra, usage);
+                }
+                beit_exit(BEIT_EXIT_USAGE);
+            }
+            if (e->metavar) *e->value = TAKE();
+            else {
+                if (val) beit_fatal_user(BEIT_EXIT_USAGE, "beit %s: %s takes no value", argv[0], flag);
+                *e->value = "1";
+            }
+        }
+#undef TAKE
+    }
+    return 0;
+}
+
+static char g_source[2048]; /* message prefix only; written once per process by load */
+
+const char *runopts_source(const runopts *ro) {
+    snprintf(g_source, sizeof g_source, "%s%s", ro->config ? ro->config : "(no job file)",
+             ro->nsets ? " + --set" : "");
+    return g_source;
+}
+
+void runopts_load_config(const runopts *ro, beit_config *c) {
+    if (!ro->config) beit_fatal_user(BEIT_EXIT_USAGE, "no job file: give one with -c FILE (see --help)");
+    config_load(c, ro->config);
+    char buf[128];
+    if (ro->seed) {
+        snprintf(buf, sizeof buf, "seed=%s", ro->seed);
+        config_set(c, buf);
+    }
+    if (ro->log_every) {
+        snprintf(buf, sizeof buf, "train.log_every=%s", ro->log_every);
+        config_set(c, buf);
+    }
+    for (int i = 0; i < ro->nsets; i++) config_set(c, ro->sets[i]);
+    config_validate(c, runopts_source(ro));
+}

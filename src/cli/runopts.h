@@ -1,0 +1,54 @@
+/* The flags every training or evaluation command shares, so scripts can rely on them:
+ *   -c FILE          the YAML job
+ *   --set key=value  override one key (repeatable; applied in order, after the file)
+ *   --out DIR        run directory: resolved config, log, checkpoints, metrics.jsonl, PNGs
+ *   --steps N        stop after N optimizer steps (the schedule still spans the config's run)
+ *   --log-every N    = --set train.log_every=N
+ *   --seed S         = --set seed=S
+ *   --resume X       "auto" (newest complete checkpoint in --out) or a checkpoint path
+ * A command adds its own flags with an extra table. */
+#ifndef BEIT_CLI_RUNOPTS_H
+#define BEIT_CLI_RUNOPTS_H
+
+#include "beit/config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define RUNOPTS_MAX_SETS 64
+
+typedef struct {
+    const char *name;    /* "--tokens" */
+    const char *metavar; /* "FILE", or NULL for a switch */
+    const char *help;
+    const char **value;  /* where the value (or "1" for a switch) goes */
+} extra_flag;
+
+typedef struct {
+    const char *config;
+    const char *sets[RUNOPTS_MAX_SETS];
+    int nsets;
+    const char *out;
+    int64_t steps; /* -1 = the whole schedule */
+    const char *log_every, *seed;
+    const char *resume;
+} runopts;
+
+/* Parse argv (argv[0] is the command name). `common` selects which shared flags the command
+ * takes (RUNOPT_* bits). Unknown flags and missing values exit with BEIT_EXIT_USAGE;
+ * --help prints `usage` + the flags and returns 1 (the command then returns 0). */
+enum {
+    RUNOPT_CONFIG = 1, RUNOPT_SET = 2, RUNOPT_OUT = 4, RUNOPT_STEPS = 8, RUNOPT_LOG = 16,
+    RUNOPT_SEED = 32, RUNOPT_RESUME = 64,
+    RUNOPT_TRAIN = 127, /* all of the above */
+    RUNOPT_JOB = RUNOPT_CONFIG | RUNOPT_SET | RUNOPT_SEED,
+};
+int runopts_parse(runopts *ro, int argc, char **argv, unsigned common, const extra_flag *extra,
+                  const char *usage);
+/* Load the job: defaults, -c file, --seed/--log-every, --set overrides (in order), then the
+ * cross-field checks. Requires -c. */
+void runopts_load_config(const runopts *ro, beit_config *c);
+/* "FILE" or "FILE + --set ..." : names the config's origin in messages */
+const char *runopts_source(const runopts *ro);
+
+#endif
