@@ -1,0 +1,63 @@
+/* train.h: the one training loop shared by the dVAE, pre-training and fine-tuning.
+ *
+ * A task says what one optimizer step computes; the loop does everything else the same way
+ * for every training command: lr schedule, gradient all-reduce, non-finite check, clipping,
+ * AdamW, logging (stdout + metrics.jsonl), ETA, checkpoint cadence, resume.
+ *
+ * Loss normalisation across ranks: a task first reports a local count (pixels, masked
+ * tokens, images); the loop sums it over ranks and hands the global count back, so the task
+ * scales its gradients by 1/global_count and the summed gradient is the gradient of the
+ * global mean, whatever the number of ranks. */
+#ifndef BEIT_TRAIN_H
+#define BEIT_TRAIN_H
+
+#include "beit/config.h"
+#include "beit/dist.h"
+#include "beit/optim.h"
+#include "beit/params.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+#define TRAIN_MAX_METRICS 16
+
+typedef struct train_task train_task;
+struct train_task {
+    const char *kind; /* checkpoint kind, e.g. "dvae" */
+    param_table *pt;
+    void *ctx;
+    int64_t steps_per_epoch;
+    int images_per_step; /* global batch */
+    /* Metrics: each is reported as sum / count over the global batch (both summed over
+     * ranks). metric 0 is the objective ("loss"). */
+    int nmetrics;
+    const char *metric_names[TRAIN_MAX_METRICS];
+    /* Load the rank's part of global step `step` and return its local normalising count. */
+    double (*prepare)(void *ctx, int64_t step);
+    /* Forward + backward of the local part: add d(sum of local losses)/global_count to
+     * pt->grad, and the local metric sums/counts to sums[2*i], sums[2*i+1]. */
+    void (*forward_backward)(void *ctx, int64_t step, double global_count, double *sums);
+    /* Optional: extra per-step scalars to log (e.g. temperature), written as name=value. */
+    int (*extra_log)(void *ctx, int64_t step, const char **names, double *values, int max);
+};
+
+typedef struct {
+    const char *out_dir;  /* run directory (created) */
+    int64_t max_steps;    /* --steps: stop after this many steps in this invocation (-1: none) */
+    const char *resume;   /* NULL, "auto" or a checkpoint path */
+    const char *source;   /* the job's origin, for messages */
+} train_opts;
+
+typedef struct {
+    int64_t steps_done;  /* global step count at the end */
+    double last_loss;    /* objective at the last step */
+    double seconds;
+} train_result;
+
+/* Total optimizer steps of the run: round(epochs * steps_per_epoch), at least 1. */
+int64_t train_total_steps(const beit_config *c, int64_t steps_per_epoch);
+/* Run the loop. Writes out_dir/config.yaml, out_dir/metrics.jsonl (appends on resume),
+ * checkpoints out_dir/ckpt-<step>.h5 every train.ckpt_every steps and at the end. */
+train_result train_run(train_task *t, const beit_config *c, const train_opts *o, const beit_dist *d);
+
+#endif

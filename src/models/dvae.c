@@ -1,0 +1,736 @@
+/* dvae.c: the dVAE tokenizer (include/beit/dvae.h), forward and backward over a batch.
+ *
+ * Shapes (per image; a batch is B of them, NCHW):
+ *   x, xin [C,S,S] -> e_stem [w0,S,S] -> encoder blocks [w_g, S_g, S_g] (S_g = S >> g)
+ *   -> e_aout [w_{G-1},h,h] -> logits [V,h,h] -> z [V,h,h]
+ *   -> d_stem [w_{G-1},h,h] -> decoder blocks / upsampling -> d_aout [w0,S,S] -> out [C',S,S]
+ *
+ * The softmax over V is over the CHANNEL axis of [V,P] (P = h*h positions): it runs as
+ * contiguous passes over the V rows with P per-position accumulators (a "column softmax"),
+ * so there is no transpose and every pass streams the V*P block once. The KL term is fused
+ * into the same passes; its gradient is recomputed in backward from the logits and two saved
+ * per-position numbers (log-sum-exp and sum q ln q) instead of storing q.
+ */
+#include "beit/dvae.h"
+
+#include "beit/conv.h"
+#include "beit/core.h"
+#include "beit/nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Target columns of one im2col sgemm: a conv on maps smaller than this batches
+ * ceil(DVAE_CONV_COLS / (side*side)) images per sgemm (small maps: the whole batch), one
+ * on larger maps goes image by image, so the scratch stays about
+ * (Cin*9 + Cout) * max(side^2, DVAE_CONV_COLS) floats whatever the batch. */
+#define DVAE_CONV_COLS 4096
+
+#define LN2 0.69314718055994530942
+
+/* ================================ build ================================ */
+
+static int add_tensor(param_table *pt, const char *name, int ndim, int64_t a, int64_t b, int64_t c, int64_t d,
+                      int decay) {
+    int64_t shape[4] = {a, b, c, d};
+    return params_add(pt, name, ndim, shape, decay, -1);
+}
+
+/* adds <prefix>.weight [cout,cin,k,k] and <prefix>.bias [cout] */
+static dvae_conv add_conv(param_table *pt, const char *prefix, int cin, int cout, int k, int side) {
+    dvae_conv c = {.cin = cin, .cout = cout, .k = k, .side = side};
+    char name[4 * PARAM_NAME_MAX]; /* params_add rejects names that do not fit the table */
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    c.w = add_tensor(pt, name, 4, cout, cin, k, k, 1);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    c.b = add_tensor(pt, name, 1, cout, 0, 0, 0, 0);
+    return c;
+}
+
+static void add_block(param_table *pt, dvae_block *blk, const char *prefix, int cin, int cout, int side) {
+    char name[2 * PARAM_NAME_MAX];
+    blk->cin = cin;
+    blk->cout = cout;
+    blk->side = side;
+    snprintf(name, sizeof name, "%s.conv2", prefix);
+    blk->conv2 = add_conv(pt, name, cout, cout, 3, side);
+    snprintf(name, sizeof name, "%s.conv1", prefix);
+    blk->conv1 = add_conv(pt, name, cin, cout, 3, side);
+    if (cin != cout) {
+        snprintf(name, sizeof name, "%s.idconv", prefix);
+        blk->idconv = add_conv(pt, name, cin, cout, 1, side);
+    } else {
+        blk->idconv = (dvae_conv){.w = -1, .b = -1, .cin = cin, .cout = cout, .k = 1, .side = side};
+    }
+}
+
+void dvae_build(dvae_model *m, param_table *pt, const dvae_dims *d) {
+    memset(m, 0, sizeof *m);
+    m->d = *d;
+    int G = d->ngroups, nb = d->blocks;
+    if (G < 1 || G > DVAE_MAX_GROUPS)
+        beit_fatal_user(BEIT_EXIT_USAGE, "dvae: %d groups (len(widths)); expected 1..%d", G, DVAE_MAX_GROUPS);
+    for (int g = 0; g < G; g++)
+        if (d->widths[g] < 1) beit_fatal_user(BEIT_EXIT_USAGE, "dvae: widths[%d] = %d; expected >= 1", g, d->widths[g]);
+    if (d->in_chans < 1) beit_fatal_user(BEIT_EXIT_USAGE, "dvae: in_chans = %d; expected >= 1", d->in_chans);
+    if (d->vocab < 2) beit_fatal_user(BEIT_EXIT_USAGE, "dvae: vocab = %d; expected >= 2", d->vocab);
+    if (nb < 1) beit_fatal_user(BEIT_EXIT_USAGE, "dvae: blocks = %d; expected >= 1", nb);
+    if (d->recon != DVAE_MSE && d->recon != DVAE_LOGIT_LAPLACE)
+        beit_fatal_user(BEIT_EXIT_USAGE, "dvae: unknown reconstruction loss %d", d->recon);
+    int down = 1 << (G - 1);
+    if (d->image_size < down || d->image_size % down)
+        beit_fatal_user(BEIT_EXIT_USAGE, "dvae: image_size %d is not a positive multiple of 2^(groups-1) = %d",
+                        d->image_size, down);
+    m->G = G;
+    m->S = d->image_size;
+    m->h = d->image_size / down;
+    m->P = m->h * m->h;
+    m->V = d->vocab;
+    m->C = d->in_chans;
+    m->Cout = d->in_chans * (d->recon == DVAE_LOGIT_LAPLACE ? 2 : 1);
+    m->enc = xcalloc((size_t)G * nb, sizeof *m->enc);
+    m->dec = xcalloc((size_t)G * nb, sizeof *m->dec);
+    const int *w = d->widths;
+    char name[PARAM_NAME_MAX];
+
+    /* gradient-final order: decoder output end first, encoder stem last */
+    m->dec_out = add_conv(pt, "decoder.out", w[0], m->Cout, 3, m->S);
+    for (int i = G - 1; i >= 0; i--) {
+        int g = G - 1 - i, side = m->S >> g;
+        int cin0 = i == 0 ? w[G - 1] : w[g + 1];
+        for (int b = nb - 1; b >= 0; b--) {
+            snprintf(name, sizeof name, "decoder.groups.%d.%d", i, b);
+            add_block(pt, &m->dec[i * nb + b], name, b == 0 ? cin0 : w[g], w[g], side);
+        }
+    }
+    m->dec_stem = add_conv(pt, "decoder.stem", m->V, w[G - 1], 1, m->h);
+    m->enc_out = add_conv(pt, "encoder.out", w[G - 1], m->V, 1, m->h);
+    for (int g = G - 1; g >= 0; g--) {
+        int side = m->S >> g, cin0 = g == 0 ? w[0] : w[g - 1];
+        for (int b = nb - 1; b >= 0; b--) {
+            snprintf(name, sizeof name, "encoder.groups.%d.%d", g, b);
+            add_block(pt, &m->enc[g * nb + b], name, b == 0 ? cin0 : w[g], w[g], side);
+        }
+    }
+    m->enc_stem = add_conv(pt, "encoder.stem", m->C, w[0], 3, m->S);
+}
+
+/* ================================ init ================================ */
+
+static void init_conv(const dvae_conv *c, param_table *pt, uint64_t seed) {
+    if (c->w < 0) return;
+    /* kaiming_uniform_(a=sqrt 5): gain sqrt(2/6) * sqrt(3/fan_in) = 1/sqrt(fan_in); the bias
+     * uses the same bound (nn.Conv2d.reset_parameters) */
+    float bound = (float)(1.0 / sqrt((double)c->cin * c->k * c->k));
+    int idx[2] = {c->w, c->b};
+    for (int t = 0; t < 2; t++) {
+        rng_t r = rng_stream(seed, RNG_INIT, (uint64_t)idx[t], 0);
+        float *p = params_data(pt, idx[t]);
+        size_t n = pt->t[idx[t]].numel;
+        for (size_t i = 0; i < n; i++) p[i] = (2.0f * rng_uniform(&r) - 1.0f) * bound;
+    }
+}
+
+void dvae_init(dvae_model *m, param_table *pt, uint64_t seed) {
+    if (!pt->data) beit_fatal(BEIT_EXIT_FAILURE, "dvae_init before params_alloc");
+    int nblk = m->G * m->d.blocks;
+    init_conv(&m->enc_stem, pt, seed);
+    init_conv(&m->enc_out, pt, seed);
+    init_conv(&m->dec_stem, pt, seed);
+    init_conv(&m->dec_out, pt, seed);
+    for (int i = 0; i < nblk; i++) {
+        dvae_block *bs[2] = {&m->enc[i], &m->dec[i]};
+        for (int k = 0; k < 2; k++) {
+            init_conv(&bs[k]->conv1, pt, seed);
+            init_conv(&bs[k]->conv2, pt, seed);
+            init_conv(&bs[k]->idconv, pt, seed);
+        }
+    }
+}
+
+/* ================================ alloc ================================ */
+
+/* Bump allocator run twice: once with base NULL to count, once to hand out pointers. */
+typedef struct {
+    float *base;
+    int *ibase;
+    size_t used, iused;
+} arena;
+
+static float *take(arena *a, size_t n) {
+    float *p = a->base ? a->base + a->used : NULL;
+    a->used += (n + 15) & ~(size_t)15; /* keep every buffer 64-byte aligned */
+    return p;
+}
+
+static int *itake(arena *a, size_t n) {
+    int *p = a->ibase ? a->ibase + a->iused : NULL;
+    a->iused += (n + 15) & ~(size_t)15;
+    return p;
+}
+
+/* the largest per-image feature map (floats) outside the V-wide tensors */
+static size_t max_feature(const dvae_model *m) {
+    size_t mx = (size_t)m->Cout * m->S * m->S;
+    if ((size_t)m->C * m->S * m->S > mx) mx = (size_t)m->C * m->S * m->S;
+    int nblk = m->G * m->d.blocks;
+    for (int i = 0; i < nblk; i++) {
+        const dvae_block *bs[2] = {&m->enc[i], &m->dec[i]};
+        for (int k = 0; k < 2; k++) {
+            size_t s2 = (size_t)bs[k]->side * bs[k]->side;
+            size_t c = bs[k]->cin > bs[k]->cout ? bs[k]->cin : bs[k]->cout;
+            if (c * s2 > mx) mx = c * s2;
+        }
+    }
+    /* the decoder's upsampled maps (also the next block's input, listed for clarity) */
+    for (int i = 1; i < m->G; i++) {
+        int g = m->G - 1 - i;
+        size_t s = (size_t)(m->S >> g);
+        size_t c = (size_t)m->d.widths[g + 1];
+        if (c * s * s > mx) mx = c * s * s;
+    }
+    return mx;
+}
+
+static void layout(dvae_model *m, arena *a, int B) {
+    size_t SS = (size_t)m->S * m->S, VP = (size_t)m->V * m->P, Bs = (size_t)B;
+    const int *w = m->d.widths;
+    int G = m->G, nb = m->d.blocks;
+    m->x = take(a, Bs * m->C * SS);
+    m->xin = take(a, Bs * m->C * SS);
+    m->e_stem = take(a, Bs * w[0] * SS);
+    for (int g = 0; g < G; g++) {
+        size_t s2 = (size_t)(m->S >> g) * (m->S >> g);
+        if (g > 0) {
+            m->pool[g] = take(a, Bs * w[g - 1] * s2);
+            m->pool_idx[g] = itake(a, Bs * w[g - 1] * s2);
+        }
+        for (int b = 0; b < nb; b++) {
+            dvae_block *blk = &m->enc[g * nb + b];
+            blk->a1 = take(a, Bs * blk->cin * s2);
+            blk->a2 = take(a, Bs * blk->cout * s2);
+            blk->out = take(a, Bs * blk->cout * s2);
+        }
+    }
+    m->e_aout = take(a, Bs * w[G - 1] * m->P);
+    m->logits = take(a, Bs * VP);
+    m->z = take(a, Bs * VP);
+    m->dz = take(a, Bs * VP);
+    m->lse = take(a, Bs * m->P);
+    m->negent = take(a, Bs * m->P);
+    m->d_stem = take(a, Bs * w[G - 1] * m->P);
+    for (int i = 0; i < G; i++) {
+        int g = G - 1 - i;
+        size_t s2 = (size_t)(m->S >> g) * (m->S >> g);
+        if (i > 0) m->up[i] = take(a, Bs * w[g + 1] * s2);
+        for (int b = 0; b < nb; b++) {
+            dvae_block *blk = &m->dec[i * nb + b];
+            blk->a1 = take(a, Bs * blk->cin * s2);
+            blk->a2 = take(a, Bs * blk->cout * s2);
+            blk->out = take(a, Bs * blk->cout * s2);
+        }
+    }
+    m->d_aout = take(a, Bs * w[0] * SS);
+    m->out = take(a, Bs * m->Cout * SS);
+    m->gbuf_n = Bs * max_feature(m);
+    for (int k = 0; k < 3; k++) m->gbuf[k] = take(a, m->gbuf_n);
+}
+
+static size_t conv_scratch(const dvae_conv *c, int max_batch) {
+    if (c->w < 0 || c->k == 1) return 0; /* pointwise convs run without scratch (nb = 1) */
+    size_t s2 = (size_t)c->side * c->side;
+    size_t nb = (DVAE_CONV_COLS + s2 - 1) / s2;
+    if (nb > (size_t)max_batch) nb = (size_t)max_batch;
+    if (nb < 1) nb = 1;
+    int pad = c->k / 2;
+    return conv2d_scratch_size((int)nb, c->cin, c->side, c->side, c->cout, c->k, 1, pad);
+}
+
+/* The scratch serves every conv: 3x3 convs get their planned images per sgemm
+ * (DVAE_CONV_COLS); 1x1 convs (idconv, encoder.out, decoder.stem) need none for one image
+ * and batch as many images as the buffer happens to hold (conv2d picks nb by size). */
+static size_t scratch_floats(const dvae_model *m, int max_batch) {
+    size_t mx = 0;
+    const dvae_conv *top[4] = {&m->enc_stem, &m->enc_out, &m->dec_stem, &m->dec_out};
+    for (int k = 0; k < 4; k++) {
+        size_t s = conv_scratch(top[k], max_batch);
+        if (s > mx) mx = s;
+    }
+    int nblk = m->G * m->d.blocks;
+    for (int i = 0; i < nblk; i++) {
+        const dvae_block *bs[2] = {&m->enc[i], &m->dec[i]};
+        for (int k = 0; k < 2; k++) {
+            const dvae_conv *cs[3] = {&bs[k]->conv1, &bs[k]->conv2, &bs[k]->idconv};
+            for (int j = 0; j < 3; j++) {
+                size_t s = conv_scratch(cs[j], max_batch);
+                if (s > mx) mx = s;
+            }
+        }
+    }
+    return mx;
+}
+
+size_t dvae_activation_bytes(const dvae_model *m, int max_batch) {
+    dvae_model tmp = *m; /* layout() writes pointers into blocks: count on copies */
+    int nblk = m->G * m->d.blocks;
+    tmp.enc = xmalloc((size_t)nblk * sizeof *tmp.enc);
+    tmp.dec = xmalloc((size_t)nblk * sizeof *tmp.dec);
+    memcpy(tmp.enc, m->enc, (size_t)nblk * sizeof *tmp.enc);
+    memcpy(tmp.dec, m->dec, (size_t)nblk * sizeof *tmp.dec);
+    arena a = {0};
+    layout(&tmp, &a, max_batch);
+    free(tmp.enc);
+    free(tmp.dec);
+    return (a.used + scratch_floats(m, max_batch)) * sizeof(float) + a.iused * sizeof(int) +
+           3 * (size_t)m->P * (sizeof(double) + sizeof(float));
+}
+
+void dvae_alloc(dvae_model *m, int max_batch) {
+    if (max_batch < 1) beit_fatal(BEIT_EXIT_FAILURE, "dvae_alloc: max_batch %d", max_batch);
+    if (m->arena) beit_fatal(BEIT_EXIT_FAILURE, "dvae_alloc called twice");
+    arena a = {0};
+    layout(m, &a, max_batch);
+    a.base = xalloc_floats(a.used);
+    a.ibase = xmalloc((a.iused ? a.iused : 1) * sizeof(int));
+    size_t fl = a.used, il = a.iused;
+    a.used = a.iused = 0;
+    layout(m, &a, max_batch);
+    if (a.used != fl || a.iused != il) beit_fatal(BEIT_EXIT_FAILURE, "dvae_alloc: layout mismatch");
+    m->arena = a.base;
+    m->iarena = a.ibase;
+    m->acc = xmalloc(3 * (size_t)m->P * sizeof(double));
+    m->accf = xmalloc(3 * (size_t)m->P * sizeof(float));
+    m->scratch_n = scratch_floats(m, max_batch);
+    m->scratch = m->scratch_n ? xalloc_floats(m->scratch_n) : NULL;
+    m->max_batch = max_batch;
+    m->fwd_B = 0;
+}
+
+void dvae_free(dvae_model *m) {
+    free(m->arena);
+    free(m->iarena);
+    free(m->acc);
+    free(m->accf);
+    free(m->scratch);
+    free(m->enc);
+    free(m->dec);
+    memset(m, 0, sizeof *m);
+}
+
+/* ================================ helpers ================================ */
+
+static void conv_fwd(dvae_model *m, const param_table *pt, const dvae_conv *c, float *out, const float *inp,
+                     int B) {
+    conv2d_forward(out, inp, params_data(pt, c->w), params_data(pt, c->b), m->scratch, m->scratch_n, B, c->cin,
+                   c->side, c->side, c->cout, c->k, 1, c->k / 2);
+}
+
+/* dinp (may be NULL) += ..., and the conv's parameter gradients in pt->grad */
+static void conv_bwd(dvae_model *m, param_table *pt, const dvae_conv *c, float *dinp, const float *dout,
+                     const float *inp, int B) {
+    conv2d_backward(dinp, params_grad(pt, c->w), params_grad(pt, c->b), dout, inp, params_data(pt, c->w),
+                    m->scratch, m->scratch_n, B, c->cin, c->side, c->side, c->cout, c->k, 1, c->k / 2);
+}
+
+/* d[i] = 0 where the forward activation a[i] = relu(.) is not positive (in place) */
+static void relu_mask(float *d, const float *a, size_t n) {
+    for (size_t i = 0; i < n; i++) d[i] = a[i] > 0.0f ? d[i] : 0.0f;
+}
+
+static void add_into(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void check_batch(const dvae_model *m, const char *op, int B) {
+    if (!m->arena) beit_fatal(BEIT_EXIT_FAILURE, "%s before dvae_alloc", op);
+    if (B < 0 || B > m->max_batch)
+        beit_fatal(BEIT_EXIT_FAILURE, "%s: batch %d outside [0, max_batch %d]", op, B, m->max_batch);
+}
+
+/* ================================ forward ================================ */
+
+/* out = id(x) + conv2(relu(conv1(relu(x)))); keeps a1, a2 (and out) in the block */
+static void block_forward(dvae_model *m, const param_table *pt, dvae_block *blk, const float *x, int B) {
+    size_t s2 = (size_t)blk->side * blk->side;
+    size_t nin = (size_t)B * blk->cin * s2, nout = (size_t)B * blk->cout * s2;
+    relu_forward(blk->a1, x, nin);
+    conv_fwd(m, pt, &blk->conv1, blk->a2, blk->a1, B);
+    relu_forward(blk->a2, blk->a2, nout);
+    if (blk->idconv.w >= 0) {
+        float *tmp = m->gbuf[0];
+        conv_fwd(m, pt, &blk->idconv, blk->out, x, B);
+        conv_fwd(m, pt, &blk->conv2, tmp, blk->a2, B);
+        add_into(blk->out, tmp, nout);
+    } else {
+        conv_fwd(m, pt, &blk->conv2, blk->out, blk->a2, B);
+        add_into(blk->out, x, nout);
+    }
+}
+
+/* x[B,C,S,S] -> m->logits[B,V,h,h] (keeps every activation) */
+static void encoder_forward(dvae_model *m, const param_table *pt, const float *x, int B) {
+    int G = m->G, nb = m->d.blocks;
+    size_t nx = (size_t)B * m->C * m->S * m->S;
+    memcpy(m->x, x, nx * sizeof(float));
+    for (size_t i = 0; i < nx; i++) m->xin[i] = 0.8f * x[i] + 0.1f;
+    conv_fwd(m, pt, &m->enc_stem, m->e_stem, m->xin, B);
+    const float *h = m->e_stem;
+    for (int g = 0; g < G; g++) {
+        if (g > 0) {
+            int side = m->S >> (g - 1);
+            maxpool2d_forward(m->pool[g], m->pool_idx[g], h, B, m->d.widths[g - 1], side, side, 2, 2);
+            h = m->pool[g];
+        }
+        for (int b = 0; b < nb; b++) {
+            dvae_block *blk = &m->enc[g * nb + b];
+            block_forward(m, pt, blk, h, B);
+            h = blk->out;
+        }
+    }
+    relu_forward(m->e_aout, h, (size_t)B * m->d.widths[G - 1] * m->P);
+    conv_fwd(m, pt, &m->enc_out, m->logits, m->e_aout, B);
+}
+
+/* m->d_stem[B,w_{G-1},h,h] -> m->out[B,C',S,S] */
+static void decoder_forward(dvae_model *m, const param_table *pt, int B) {
+    int G = m->G, nb = m->d.blocks;
+    const float *h = m->d_stem;
+    for (int i = 0; i < G; i++) {
+        int g = G - 1 - i;
+        if (i > 0) {
+            int side = m->S >> (g + 1);
+            upsample_nearest_forward(m->up[i], h, B, m->d.widths[g + 1], side, side, 2);
+            h = m->up[i];
+        }
+        for (int b = 0; b < nb; b++) {
+            dvae_block *blk = &m->dec[i * nb + b];
+            block_forward(m, pt, blk, h, B);
+            h = blk->out;
+        }
+    }
+    relu_forward(m->d_aout, h, (size_t)B * m->d.widths[0] * m->S * m->S);
+    conv_fwd(m, pt, &m->dec_out, m->out, m->d_aout, B);
+}
+
+/* One image: l, g [V,P] -> z [V,P] = softmax over V of (l + g) / tau (g may be NULL), and per
+ * position lse = logsumexp_v l, negent = sum_v q ln q with q = softmax(l). Returns
+ * sum_p KL(q_p || uniform) = sum_p (negent_p + ln V). Rows of V are streamed three times
+ * (max; exp and sums; normalise) with P accumulators each. */
+static double column_softmax(float *z, float *lse, float *negent, double *acc, float *accf, const float *l,
+                             const float *g, int V, int P, float tau) {
+    const float inv_tau = 1.0f / tau;
+    float *m1 = accf, *m2 = accf + P, *inv = accf + 2 * P;
+    double *s1 = acc, *t1 = acc + P, *s2 = acc + 2 * P;
+    for (int p = 0; p < P; p++) {
+        m1[p] = -INFINITY;
+        m2[p] = -INFINITY;
+        s1[p] = t1[p] = s2[p] = 0;
+    }
+    for (int v = 0; v < V; v++) {
+        const float *lv = l + (size_t)v * P, *gv = g ? g + (size_t)v * P : NULL;
+        for (int p = 0; p < P; p++) {
+            float s = (lv[p] + (gv ? gv[p] : 0.0f)) * inv_tau;
+            m1[p] = lv[p] > m1[p] ? lv[p] : m1[p];
+            m2[p] = s > m2[p] ? s : m2[p];
+        }
+    }
+    for (int v = 0; v < V; v++) {
+        const float *lv = l + (size_t)v * P, *gv = g ? g + (size_t)v * P : NULL;
+        float *zv = z + (size_t)v * P;
+        for (int p = 0; p < P; p++) {
+            float d = lv[p] - m1[p];
+            float e = expf(d);
+            s1[p] += e;
+            t1[p] += (double)e * d;
+            float s = (lv[p] + (gv ? gv[p] : 0.0f)) * inv_tau;
+            zv[p] = expf(s - m2[p]);
+            s2[p] += zv[p];
+        }
+    }
+    double kl = 0, lnV = log((double)V);
+    for (int p = 0; p < P; p++) {
+        double ls = log(s1[p]);
+        lse[p] = (float)(m1[p] + ls);
+        double ne = t1[p] / s1[p] - ls; /* sum q ln q = sum q (l - m1) - ln s1 */
+        negent[p] = (float)ne;
+        kl += ne + lnV;
+        inv[p] = (float)(1.0 / s2[p]);
+    }
+    for (int v = 0; v < V; v++) {
+        float *zv = z + (size_t)v * P;
+        for (int p = 0; p < P; p++) zv[p] *= inv[p];
+    }
+    return kl;
+}
+
+/* mean image value of output pixel (b, c, i): out = m->out[B,C',S,S] */
+static inline float mean_pixel(int recon, float o) {
+    float v = recon == DVAE_MSE ? o : ((1.0f / (1.0f + expf(-o))) - 0.1f) / 0.8f;
+    return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+}
+
+/* out[B,C',S,S] -> mean[B,C,S,S] */
+static void mean_image(const dvae_model *m, float *mean, int B) {
+    size_t SS = (size_t)m->S * m->S, CSS = (size_t)m->C * SS;
+    for (int b = 0; b < B; b++) {
+        const float *o = m->out + (size_t)b * m->Cout * SS; /* mu = the first C channels */
+        float *y = mean + (size_t)b * CSS;
+        for (size_t i = 0; i < CSS; i++) y[i] = mean_pixel(m->d.recon, o[i]);
+    }
+}
+
+void dvae_forward(dvae_model *m, const param_table *pt, const float *x, const float *gumbel, float tau, int B,
+                  dvae_sums *out) {
+    check_batch(m, "dvae_forward", B);
+    memset(out, 0, sizeof *out);
+    m->fwd_B = 0;
+    if (B == 0) return;
+    if (!(tau > 0.0f)) beit_fatal(BEIT_EXIT_FAILURE, "dvae_forward: temperature %g is not positive", tau);
+    encoder_forward(m, pt, x, B);
+    size_t VP = (size_t)m->V * m->P;
+    double kl = 0;
+    for (int b = 0; b < B; b++)
+        kl += column_softmax(m->z + b * VP, m->lse + (size_t)b * m->P, m->negent + (size_t)b * m->P, m->acc,
+                             m->accf, m->logits + b * VP, gumbel ? gumbel + b * VP : NULL, m->V, m->P, tau);
+    conv_fwd(m, pt, &m->dec_stem, m->d_stem, m->z, B);
+    decoder_forward(m, pt, B);
+
+    /* reconstruction sums, per pixel in double (a few C*S*S values per image) */
+    size_t SS = (size_t)m->S * m->S, CSS = (size_t)m->C * SS;
+    double rec = 0, sq = 0;
+    for (int b = 0; b < B; b++) {
+        const float *o = m->out + (size_t)b * m->Cout * SS, *xb = x + (size_t)b * CSS;
+        for (size_t i = 0; i < CSS; i++) {
+            double xi = xb[i];
+            if (m->d.recon == DVAE_MSE) {
+                double e = (double)o[i] - xi;
+                rec += e * e;
+            } else {
+                double xp = 0.8 * xi + 0.1, mu = o[i], lnb = o[CSS + i];
+                double y = log(xp) - log1p(-xp);
+                rec += LN2 + lnb + fabs(y - mu) * exp(-lnb) + log(xp * (1.0 - xp));
+            }
+            double e = (double)mean_pixel(m->d.recon, o[i]) - xi;
+            sq += e * e;
+        }
+    }
+    out->recon_sum = rec;
+    out->kl_sum = kl;
+    out->sq_err_sum = sq;
+    out->pixels = (int64_t)B * (int64_t)CSS;
+    out->positions = (int64_t)B * m->P;
+    m->fwd_B = B;
+    m->tau = tau;
+}
+
+/* ================================ backward ================================ */
+
+/* dout [B,cout,side,side] of the block output -> dx [B,cin,side,side] (overwritten: the
+ * block input's gradient), and the block's parameter gradients (+=). tmp [B,cout,...] is a
+ * temporary; the three buffers are distinct. */
+static void block_backward(dvae_model *m, param_table *pt, dvae_block *blk, const float *x, float *dout,
+                           float *tmp, float *dx, int B) {
+    size_t s2 = (size_t)blk->side * blk->side;
+    size_t nin = (size_t)B * blk->cin * s2, nout = (size_t)B * blk->cout * s2;
+    memset(tmp, 0, nout * sizeof(float));
+    conv_bwd(m, pt, &blk->conv2, tmp, dout, blk->a2, B);
+    relu_mask(tmp, blk->a2, nout); /* a2 > 0 iff conv1's output > 0 */
+    memset(dx, 0, nin * sizeof(float));
+    conv_bwd(m, pt, &blk->conv1, dx, tmp, blk->a1, B);
+    relu_mask(dx, blk->a1, nin); /* a1 > 0 iff x > 0 */
+    if (blk->idconv.w >= 0)
+        conv_bwd(m, pt, &blk->idconv, dx, dout, x, B);
+    else
+        add_into(dx, dout, nout);
+}
+
+/* runs a block backward with g = {dout, tmp, dx} and rotates so that g[0] is dx afterwards */
+static void block_backward_rot(dvae_model *m, param_table *pt, dvae_block *blk, const float *x, float **g, int B) {
+    block_backward(m, pt, blk, x, g[0], g[1], g[2], B);
+    float *d = g[2];
+    g[2] = g[0];
+    g[0] = d;
+}
+
+/* d/d out of the recon sum, times scale -> dout[B,C',S,S] */
+static void recon_grad(const dvae_model *m, float *dout, float scale, int B) {
+    size_t SS = (size_t)m->S * m->S, CSS = (size_t)m->C * SS;
+    for (int b = 0; b < B; b++) {
+        const float *o = m->out + (size_t)b * m->Cout * SS, *xb = m->x + (size_t)b * CSS;
+        float *d = dout + (size_t)b * m->Cout * SS;
+        for (size_t i = 0; i < CSS; i++) {
+            if (m->d.recon == DVAE_MSE) {
+                d[i] = scale * 2.0f * (o[i] - xb[i]);
+            } else {
+                double xp = 0.8 * (double)xb[i] + 0.1, mu = o[i], lnb = o[CSS + i];
+                double y = log(xp) - log1p(-xp), r = y - mu, ib = exp(-lnb);
+                double sgn = (r > 0) - (r < 0); /* torch's sign: 0 at the kink */
+                d[i] = (float)(scale * (-sgn * ib));
+                d[CSS + i] = (float)(scale * (1.0 - fabs(r) * ib));
+            }
+        }
+    }
+}
+
+/* In place over one image's [V,P]: dz -> dlogits =
+ *   (1/tau) z (dz - <dz, z>)                               (Gumbel softmax)
+ * + kl_scale q (ln q - sum q ln q),  ln q = l - lse          (KL to the uniform prior) */
+static void column_softmax_backward(float *d, const float *z, const float *l, const float *lse,
+                                    const float *negent, double *acc, float *accf, int V, int P, float tau,
+                                    float kl_scale) {
+    double *dot = acc;
+    float *dotf = accf;
+    for (int p = 0; p < P; p++) dot[p] = 0;
+    for (int v = 0; v < V; v++) {
+        const float *dv = d + (size_t)v * P, *zv = z + (size_t)v * P;
+        for (int p = 0; p < P; p++) dot[p] += (double)dv[p] * zv[p];
+    }
+    for (int p = 0; p < P; p++) dotf[p] = (float)dot[p];
+    const float inv_tau = 1.0f / tau;
+    for (int v = 0; v < V; v++) {
+        float *dv = d + (size_t)v * P;
+        const float *zv = z + (size_t)v * P, *lv = l + (size_t)v * P;
+        for (int p = 0; p < P; p++) {
+            float lnq = lv[p] - lse[p];
+            float q = expf(lnq);
+            dv[p] = inv_tau * zv[p] * (dv[p] - dotf[p]) + kl_scale * q * (lnq - negent[p]);
+        }
+    }
+}
+
+void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_scale, int B) {
+    check_batch(m, "dvae_backward", B);
+    if (B == 0) return;
+    if (m->fwd_B != B)
+        beit_fatal(BEIT_EXIT_FAILURE, "dvae_backward: batch %d but the saved forward has %d", B, m->fwd_B);
+    int G = m->G, nb = m->d.blocks;
+    const int *w = m->d.widths;
+    float *g[3] = {m->gbuf[0], m->gbuf[1], m->gbuf[2]};
+    size_t SS = (size_t)m->S * m->S;
+
+    /* decoder output conv: g[1] = dout, g[0] = d(last decoder block output) */
+    recon_grad(m, g[1], recon_scale, B);
+    size_t n = (size_t)B * w[0] * SS;
+    memset(g[0], 0, n * sizeof(float));
+    conv_bwd(m, pt, &m->dec_out, g[0], g[1], m->d_aout, B);
+    relu_mask(g[0], m->d_aout, n);
+
+    for (int i = G - 1; i >= 0; i--) {
+        int gg = G - 1 - i;
+        if (i < G - 1) {
+            /* this group's output was upsampled into up[i+1]: g[0] holds d up[i+1] */
+            int side = m->S >> gg;
+            size_t nn = (size_t)B * w[gg] * side * side;
+            memset(g[1], 0, nn * sizeof(float));
+            upsample_nearest_backward(g[1], g[0], B, w[gg], side, side, 2);
+            float *t = g[0];
+            g[0] = g[1];
+            g[1] = t;
+        }
+        for (int b = nb - 1; b >= 0; b--) {
+            dvae_block *blk = &m->dec[i * nb + b];
+            const float *x = b > 0 ? m->dec[i * nb + b - 1].out : (i > 0 ? m->up[i] : m->d_stem);
+            block_backward_rot(m, pt, blk, x, g, B);
+        }
+    }
+    /* decoder stem: dz[B,V,P] (the stem's input gradient), then dlogits in place */
+    size_t VP = (size_t)m->V * m->P;
+    memset(m->dz, 0, (size_t)B * VP * sizeof(float));
+    conv_bwd(m, pt, &m->dec_stem, m->dz, g[0], m->z, B);
+    for (int b = 0; b < B; b++)
+        column_softmax_backward(m->dz + b * VP, m->z + b * VP, m->logits + b * VP, m->lse + (size_t)b * m->P,
+                                m->negent + (size_t)b * m->P, m->acc, m->accf, m->V, m->P, m->tau,
+                                kl_scale);
+    /* encoder output conv */
+    n = (size_t)B * w[G - 1] * m->P;
+    memset(g[0], 0, n * sizeof(float));
+    conv_bwd(m, pt, &m->enc_out, g[0], m->dz, m->e_aout, B);
+    relu_mask(g[0], m->e_aout, n);
+
+    for (int gg = G - 1; gg >= 0; gg--) {
+        for (int b = nb - 1; b >= 0; b--) {
+            dvae_block *blk = &m->enc[gg * nb + b];
+            const float *x = b > 0 ? m->enc[gg * nb + b - 1].out : (gg > 0 ? m->pool[gg] : m->e_stem);
+            block_backward_rot(m, pt, blk, x, g, B);
+        }
+        if (gg > 0) {
+            int side = m->S >> (gg - 1);
+            size_t nn = (size_t)B * w[gg - 1] * side * side;
+            memset(g[1], 0, nn * sizeof(float));
+            maxpool2d_backward(g[1], g[0], m->pool_idx[gg], B, w[gg - 1], side, side, 2, 2);
+            float *t = g[0];
+            g[0] = g[1];
+            g[1] = t;
+        }
+    }
+    conv_bwd(m, pt, &m->enc_stem, NULL, g[0], m->xin, B);
+}
+
+/* ================================ inference ================================ */
+
+void dvae_encode(dvae_model *m, const param_table *pt, const float *x, int B, int32_t *tokens,
+                 float *logits_out) {
+    check_batch(m, "dvae_encode", B);
+    m->fwd_B = 0;
+    if (B == 0) return;
+    encoder_forward(m, pt, x, B);
+    int V = m->V, P = m->P;
+    size_t VP = (size_t)V * P;
+    float *best = m->accf;
+    for (int b = 0; b < B; b++) {
+        const float *l = m->logits + b * VP;
+        int32_t *t = tokens + (size_t)b * P;
+        for (int p = 0; p < P; p++) {
+            best[p] = l[p];
+            t[p] = 0;
+        }
+        /* strict > keeps the first maximum, as torch.argmax */
+        for (int v = 1; v < V; v++) {
+            const float *lv = l + (size_t)v * P;
+            for (int p = 0; p < P; p++)
+                if (lv[p] > best[p]) {
+                    best[p] = lv[p];
+                    t[p] = v;
+                }
+        }
+    }
+    if (logits_out) memcpy(logits_out, m->logits, (size_t)B * VP * sizeof(float));
+}
+
+static void decode_outputs(dvae_model *m, int B, float *stats_out, float *mean_out) {
+    if (stats_out) memcpy(stats_out, m->out, (size_t)B * m->Cout * m->S * m->S * sizeof(float));
+    if (mean_out) mean_image(m, mean_out, B);
+}
+
+void dvae_decode(dvae_model *m, const param_table *pt, const float *z, int B, float *stats_out,
+                 float *mean_out) {
+    check_batch(m, "dvae_decode", B);
+    m->fwd_B = 0;
+    if (B == 0) return;
+    conv_fwd(m, pt, &m->dec_stem, m->d_stem, z, B);
+    decoder_forward(m, pt, B);
+    decode_outputs(m, B, stats_out, mean_out);
+}
+
+void dvae_decode_tokens(dvae_model *m, const param_table *pt, const int32_t *tokens, int B, float *mean_out) {
+    check_batch(m, "dvae_decode_tokens", B);
+    m->fwd_B = 0;
+    if (B == 0) return;
+    /* A 1x1 conv of a one-hot code is a column gather: d_stem[b,c,p] = W[c, t] + bias[c].
+     * This replaces a [w, V] x [V, P] sgemm over a vector that is all zeros but one. */
+    int V = m->V, P = m->P, Cs = m->dec_stem.cout;
+    const float *W = params_data(pt, m->dec_stem.w), *bias = params_data(pt, m->dec_stem.b);
+    for (int b = 0; b < B; b++) {
+        const int32_t *t = tokens + (size_t)b * P;
+        for (int p = 0; p < P; p++)
+            if (t[p] < 0 || t[p] >= V)
+                beit_fatal(BEIT_EXIT_MISMATCH, "dvae_decode_tokens: token %d at image %d position %d outside [0, %d)",
+                           (int)t[p], b, p, V);
+        float *hb = m->d_stem + (size_t)b * Cs * P;
+        for (int c = 0; c < Cs; c++)
+            for (int p = 0; p < P; p++) hb[(size_t)c * P + p] = W[(size_t)c * V + t[p]] + bias[c];
+    }
+    decoder_forward(m, pt, B);
+    decode_outputs(m, B, NULL, mean_out);
+}
