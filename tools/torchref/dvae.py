@@ -116,7 +116,7 @@ class DVAE(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, tokens):
-        z = F.one_hot(tokens, self.vocab).permute(0, 3, 1, 2).float()
+        z = F.one_hot(tokens, self.vocab).permute(0, 3, 1, 2).to(self.decoder.stem.weight.dtype)
         out = self.decoder(z)
         if self.recon == "mse":
             return out.clamp(0, 1)
