@@ -6,7 +6,9 @@
 #include "beit/config.h"
 #include "beit/dist.h"
 #include "beit/dvae.h"
+#include "beit/masking.h"
 #include "beit/train.h"
+#include "beit/vit.h"
 
 /* ---- dVAE tokenizer (src/train/task_dvae.c) ---- */
 void dvae_dims_from_config(dvae_dims *d, const beit_config *c);
@@ -31,5 +33,13 @@ int dvae_train_main(const beit_config *c, const train_opts *o, const beit_dist *
  * is given, rank 0 writes a grid of the first 32 images (originals above reconstructions). */
 dvae_eval_result dvae_evaluate(dvae_model *m, const param_table *pt, const beit_config *c, const char *split,
                                const beit_dist *d, const char *png_path);
+
+/* ---- masked image modeling (src/train/task_pretrain.c) ---- */
+/* The model and mask settings of a job. head: HEAD_TOKENS or HEAD_PIXELS. */
+void vit_dims_from_config(vit_dims *d, const beit_config *c, int head);
+void mask_params_from_config(mask_params *p, const beit_config *c);
+/* beit pretrain: MIM on the token store (or pixels / an online tokenizer), checkpoints of
+ * kind "beit-pretrain", then masked-token accuracy on data.eval_split (eval.json). */
+int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d);
 
 #endif

@@ -59,5 +59,51 @@ int64_t tokens_count(const token_store *t, const char *split); /* -1 if the spli
  * be NULL). */
 void tokens_read(token_store *t, const char *split, const int64_t *indices, const int *views, int n, int32_t *tokens,
                  crop_box *crops);
+/* Reading strategy: on the first tokens_read of a split, the whole split (tokens + crops) is
+ * loaded into memory when it fits in what is left of the store's cache budget (default
+ * TOKENS_CACHE_DEFAULT; Fashion-MNIST with K views takes 70000*K*49*2 bytes + crops), and
+ * every later read is served from RAM. A split that does not fit is read per call: the
+ * requested (index, view) rows, sorted and deduplicated, as one hyperslab union (independent
+ * I/O). Token values outside [0, vocab) found while reading are bad data (BEIT_EXIT_DATA). */
+#define TOKENS_CACHE_DEFAULT ((size_t)1 << 30)
+void tokens_set_cache_budget(token_store *t, size_t bytes);
+int tokens_input_size(const token_store *t);   /* tokenizer_input */
+int tokens_image_height(const token_store *t); /* of the store that was tokenized */
+int tokens_image_width(const token_store *t);
+int tokens_image_channels(const token_store *t);
+
+/* ---- writing (beit tokenize) ------------------------------------------------------------
+ * Every call below is collective over comm (every rank calls it, with the same arguments
+ * except the rows of tokens_write_rows). The file is created with the MPI-IO driver at
+ * beit_tmp_path(final_path) as computed on rank 0 (broadcast: the pid differs per rank);
+ * rank 0 first removes stale temporaries of the same final name (".<base>.tmp.*") left by a
+ * killed run. Datasets are contiguous and uncompressed (collective writes into chunked,
+ * filtered datasets need care in HDF5 1.10), with no fill pass. While the writer is open,
+ * SIGINT/SIGTERM/SIGHUP remove the temporary file before the process dies. Nothing appears
+ * at final_path until tokens_commit succeeds on every rank. */
+typedef struct {
+    int vocab, grid, views, tokenizer_input;
+    int image_height, image_width, image_channels;
+    const char *tokenizer_sha256, *dataset_uuid, *dataset_path, *config_yaml;
+} tokens_meta;
+typedef struct tokens_writer tokens_writer;
+/* A file that cannot be created ends the job with BEIT_EXIT_IO naming the path. */
+tokens_writer *tokens_create(const char *final_path, const tokens_meta *meta, MPI_Comm comm);
+/* Create /<split>/tokens uint16 [count, K, h, h] and /<split>/crops float32 [count, K, 5]
+ * (and the group attribute count). */
+void tokens_begin_split(tokens_writer *w, const char *split, int64_t count);
+/* Write this rank's rows [row0, row0 + n) of the current split: tokens [n, K, h, h] and
+ * crops [n, K, 5] (y0, x0, h, w, flip), with one collective H5Dwrite per dataset. n may be 0
+ * (an empty selection: the rank still takes part). Returns 0, or -1 after a failed write
+ * (the failure is reported at commit). */
+int tokens_write_rows(tokens_writer *w, int64_t row0, int n, const uint16_t *tokens, const float *crops);
+void tokens_end_split(tokens_writer *w);
+/* Close the file; when every rank succeeded, rank 0 fsyncs and renames it to the final path
+ * and returns 0 on every rank. Otherwise the temporary file is removed and every rank
+ * returns BEIT_EXIT_IO (rank 0 prints why). Frees w. */
+int tokens_commit(tokens_writer *w);
+/* Close and remove the temporary file (collective). Frees w. */
+void tokens_abort(tokens_writer *w);
+const char *tokens_writer_tmp_path(const tokens_writer *w);
 
 #endif

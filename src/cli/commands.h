@@ -7,5 +7,7 @@ int cmd_data(int argc, char **argv);   /* beit data import|info */
 int cmd_check(int argc, char **argv);  /* beit check -c JOB */
 int cmd_config(int argc, char **argv); /* beit config --help | defaults */
 int cmd_dvae(int argc, char **argv);   /* beit dvae train */
+int cmd_pretrain(int argc, char **argv); /* beit pretrain */
+int cmd_tokenize(int argc, char **argv);
 
 #endif

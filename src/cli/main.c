@@ -21,6 +21,8 @@ static const command COMMANDS[] = {
     {"data", cmd_data, "import a dataset into an HDF5 store (fashion-mnist, image folder); info"},
     {"check", cmd_check, "validate a job file (keys, types, ranges, files) without running it"},
     {"dvae", cmd_dvae, "train the dVAE visual tokenizer (stage 1)"},
+    {"tokenize", cmd_tokenize, "encode a dataset into visual tokens (HDF5), MPI-parallel"},
+    {"pretrain", cmd_pretrain, "masked image modeling pre-training of the ViT encoder (stage 2)"},
     {"config", cmd_config, "list every job-file key with its type, default and meaning"},
 };
 #define NCOMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])

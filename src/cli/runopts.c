@@ -110,3 +110,22 @@ void runopts_load_config(const runopts *ro, beit_config *c) {
     for (int i = 0; i < ro->nsets; i++) config_set(c, ro->sets[i]);
     config_validate(c, runopts_source(ro));
 }
+
+int run_training_command(int argc, char **argv, int task, const char *name, const char *usage,
+                         int (*main_fn)(const beit_config *, const train_opts *, const beit_dist *)) {
+    runopts ro;
+    if (runopts_parse(&ro, argc, argv, RUNOPT_TRAIN, NULL, usage)) return 0;
+    beit_config c;
+    runopts_load_config(&ro, &c);
+    if (c.task != task)
+        beit_fatal_user(BEIT_EXIT_USAGE, "%s: task is '%s'; beit %s runs jobs with task: %s", ro.config,
+                        config_enum_name("task", c.task), name, config_enum_name("task", task));
+    if (!ro.out) beit_fatal_user(BEIT_EXIT_USAGE, "beit %s: --out DIR is required (the run directory)", name);
+    beit_dist d;
+    dist_init(&d, MPI_COMM_WORLD);
+    char *yaml = config_to_yaml(&c);
+    beit_log("# resolved job (%s)\n%s", runopts_source(&ro), yaml);
+    free(yaml);
+    train_opts o = {ro.out, ro.steps, ro.resume, runopts_source(&ro)};
+    return main_fn(&c, &o, &d);
+}

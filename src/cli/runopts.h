@@ -51,4 +51,10 @@ void runopts_load_config(const runopts *ro, beit_config *c);
 /* "FILE" or "FILE + --set ..." : names the config's origin in messages */
 const char *runopts_source(const runopts *ro);
 
+/* The whole of a training command: parse the shared flags, load and check the job (its task
+ * must be `task`), require --out, print the resolved job, run main_fn on MPI_COMM_WORLD. */
+#include "beit/train.h"
+int run_training_command(int argc, char **argv, int task, const char *name, const char *usage,
+                         int (*main_fn)(const beit_config *, const train_opts *, const beit_dist *));
+
 #endif

@@ -55,6 +55,13 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
         if (!resume_path && strcmp(o->resume, "auto") != 0)
             beit_fatal_user(BEIT_EXIT_CHECKPOINT, "--resume: no checkpoint given");
     }
+    if (!o->resume) { /* a fresh run must not clobber another run's checkpoints and metrics */
+        char *prev = ckpt_find_latest(o->out_dir);
+        if (prev)
+            beit_fatal_user(BEIT_EXIT_USAGE,
+                            "%s already holds checkpoints (%s): continue that run with --resume auto, or give "
+                            "another --out", o->out_dir, prev);
+    }
     if (resume_path) {
         ckpt_reader r;
         ckpt_open(&r, resume_path);
@@ -104,7 +111,7 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
             beit_fatal_user(BEIT_EXIT_NONFINITE,
                             "step %lld: %s is %s (loss %g, gradient norm %g); stopping. The last checkpoint in %s "
                             "is intact: lower optim.lr or raise optim.warmup_*, then --resume auto",
-                            (long long)step, !isfinite(loss) ? "the loss" : "the gradient norm",
+                            (long long)step + 1, !isfinite(loss) ? "the loss" : "the gradient norm",
                             isnan(!isfinite(loss) ? loss : gnorm) ? "NaN" : "Inf", loss, gnorm, o->out_dir);
         grad_clip_scale(pt->grad, pt->total, gnorm, c->optim.clip_grad);
         adamw_step_range(pt, 0, pt->total, m, v, lr, &acfg, step + 1);
@@ -150,11 +157,21 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
         }
         int ckpt_now = done == stop || (c->train.ckpt_every > 0 && done % c->train.ckpt_every == 0);
         if (ckpt_now) {
+            /* every rank must hold the same parameters: compare checksums before writing */
+            uint64_t cs = params_checksum(pt), lo = cs, hi = cs;
+            if (d->size > 1) {
+                MPI_CHECK(MPI_Allreduce(&cs, &lo, 1, MPI_UINT64_T, MPI_MIN, d->comm));
+                MPI_CHECK(MPI_Allreduce(&cs, &hi, 1, MPI_UINT64_T, MPI_MAX, d->comm));
+            }
+            if (lo != hi)
+                beit_fatal(BEIT_EXIT_FAILURE, "step %lld: parameters differ between ranks (checksums %016llx .. %016llx)",
+                           (long long)done, (unsigned long long)lo, (unsigned long long)hi);
             char *p = xasprintf("%s/ckpt-%08lld.h5", o->out_dir, (long long)done);
             ckpt_meta meta = {t->kind, done, (uint64_t)c->seed, yaml};
             ckpt_write(p, pt, m, v, &meta, d);
             if (d->rank == 0) ckpt_rotate(o->out_dir, c->train.keep_last);
-            beit_log("checkpoint %s (params checksum %016llx)", p, (unsigned long long)params_checksum(pt));
+            beit_log("checkpoint %s (params checksum %016llx, identical on all %d ranks)", p, (unsigned long long)cs,
+                     d->size);
             free(p);
         }
     }

@@ -157,7 +157,9 @@ class RelativePositionBias(nn.Module):
         self.window_size = window_size
         self.num_relative_distance = (2 * window_size[0] - 1) * (2 * window_size[1] - 1) + 3
         self.relative_position_bias_table = nn.Parameter(torch.zeros(self.num_relative_distance, num_heads))
-        self.register_buffer("relative_position_index", relative_position_index(window_size))
+        # derived from the grid, not learned: non-persistent as in current timm, so checkpoints
+        # (ours and timm's) hold only the table
+        self.register_buffer("relative_position_index", relative_position_index(window_size), persistent=False)
 
     def forward(self):
         T = self.window_size[0] * self.window_size[1] + 1

@@ -1,0 +1,388 @@
+/* Masked image modeling (BEiT stage 2): per sample a view (crop) and its visual tokens, a
+ * blockwise (or random) mask, the ViT encoder with the mask token, and cross-entropy on the
+ * masked positions, normalised by the masked count of the GLOBAL batch. Every random choice
+ * of a sample (view, mask, drop path) is keyed by (seed, epoch or step, sample index), so the
+ * run does not depend on the number of ranks. */
+#include "beit/checkpoint.h"
+#include "beit/core.h"
+#include "beit/dvae.h"
+#include "beit/masking.h"
+#include "beit/nn.h"
+#include "beit/source.h"
+#include "beit/tasks.h"
+#include "beit/tokens.h"
+#include "beit/vit.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void vit_dims_from_config(vit_dims *d, const beit_config *c, int head) {
+    *d = vit_dims_defaults();
+    d->img_size = c->model.img_size;
+    d->patch_size = c->model.patch_size;
+    d->in_chans = c->model.in_chans;
+    d->embed_dim = c->model.embed_dim;
+    d->depth = c->model.depth;
+    d->num_heads = c->model.num_heads;
+    d->mlp_hidden = (int)lround(c->model.mlp_ratio * c->model.embed_dim);
+    d->vocab = c->model.vocab_size;
+    d->variant = c->model.arch == BEIT_ARCH_VIT ? VIT_VANILLA : VIT_BEIT;
+    d->head = head;
+    d->layer_scale_init = d->variant == VIT_BEIT ? (float)c->model.layer_scale_init : 0.0f;
+    d->init_std = (float)c->model.init_std;
+}
+
+void mask_params_from_config(mask_params *p, const beit_config *c) {
+    memset(p, 0, sizeof *p);
+    p->H = p->W = c->model.img_size / c->model.patch_size;
+    p->num_patches = c->mask.num_patches;
+    p->min_patches = c->mask.min_patches;
+    p->max_patches = c->mask.max_patches;
+    p->min_aspect = c->mask.min_aspect;
+    p->max_aspect = c->mask.max_aspect;
+}
+
+typedef struct {
+    const beit_config *c;
+    vit_model m;
+    param_table pt;
+    data_source src;
+    token_store *tok; /* targets: tokens */
+    int grid, K;      /* token grid side, views in the store */
+    /* tokens_online: a frozen tokenizer */
+    dvae_model dv;
+    param_table dvpt;
+    int online;
+    mask_params mp;
+    int blockwise, head;
+    int local_max, micro;
+    uint8_t *img8, *mask;
+    int64_t *idx;
+    int *views;
+    int32_t *tokens; /* [local, Np] the whole token grid of each sample */
+    crop_box *crops;
+    float *x, *xdv, *dp, *pix, *pixt;
+    int32_t *tgt;
+    int n_local;
+    int64_t epoch, step;
+} pre_task;
+
+/* The view and crop of sample idx in this epoch, the normalised image, the mask. */
+static void load_sample(pre_task *t, int i, int64_t epoch) {
+    const beit_config *c = t->c;
+    vit_model *m = &t->m;
+    int64_t idx = t->idx[i];
+    rng_t r = rng_stream((uint64_t)c->seed, RNG_AUGMENT, (uint64_t)epoch, (uint32_t)idx);
+    crop_box box = crop_identity(t->src.H, t->src.W);
+    if (t->tok) {
+        t->views[i] = c->aug.enable && t->K > 1 ? (int)rng_below(&r, (uint64_t)t->K) : 0;
+    } else if (c->aug.enable) {
+        crop_sample(&box, t->src.H, t->src.W, c->aug.crop_scale_min, c->aug.crop_scale_max, c->aug.crop_ratio_min,
+                    c->aug.crop_ratio_max, c->aug.flip, &r);
+        t->crops[i] = box;
+    } else {
+        t->crops[i] = box;
+    }
+    mask_generate(t->mask + (size_t)i * m->Np, &t->mp, t->blockwise, (uint64_t)c->seed, epoch, idx);
+}
+
+static void normalise(float *x, int C, int S, const double *mean, const double *std) {
+    for (int k = 0; k < C; k++) {
+        float mu = (float)mean[k], inv = (float)(1.0 / std[k]);
+        float *p = x + (size_t)k * S * S;
+        for (int j = 0; j < S * S; j++) p[j] = (p[j] - mu) * inv;
+    }
+}
+
+static double pre_prepare(void *ctx, int64_t step) {
+    pre_task *t = ctx;
+    vit_model *m = &t->m;
+    int64_t spe = source_steps_per_epoch(&t->src);
+    t->epoch = step / spe;
+    t->step = step;
+    t->n_local = source_next(&t->src, t->epoch, step % spe, t->img8, NULL, t->idx);
+    for (int i = 0; i < t->n_local; i++) load_sample(t, i, t->epoch);
+    if (t->tok) {
+        tokens_read(t->tok, t->src.split, t->idx, t->views, t->n_local, t->tokens, t->crops);
+    } else if (t->src.synthetic && t->head == HEAD_TOKENS && !t->online) {
+        for (int i = 0; i < t->n_local; i++) { /* random tokens, keyed by the sample */
+            rng_t r = rng_stream((uint64_t)t->c->seed, RNG_SYNTH, (uint64_t)t->idx[i], 1);
+            for (int j = 0; j < m->Np; j++) t->tokens[(size_t)i * m->Np + j] = (int32_t)rng_below(&r, (uint64_t)m->d.vocab);
+        }
+    }
+    const int S = m->d.img_size, C = t->src.C;
+    const size_t per = (size_t)C * S * S, bytes = (size_t)t->src.H * t->src.W * C;
+    for (int i = 0; i < t->n_local; i++) {
+        crop_apply(t->x + i * per, t->img8 + i * bytes, t->src.H, t->src.W, C, &t->crops[i], S);
+        if (t->online) {
+            int Sd = t->dv.S;
+            crop_apply(t->xdv, t->img8 + i * bytes, t->src.H, t->src.W, C, &t->crops[i], Sd);
+            dvae_encode(&t->dv, &t->dvpt, t->xdv, 1, t->tokens + (size_t)i * m->Np, NULL);
+        }
+        normalise(t->x + i * per, C, S, t->src.mean, t->src.std);
+    }
+    int masked = 0;
+    for (size_t j = 0; j < (size_t)t->n_local * m->Np; j++) masked += t->mask[j];
+    return (double)masked;
+}
+
+static void pre_fwd_bwd(void *ctx, int64_t step, double global_masked, double *sums) {
+    pre_task *t = ctx;
+    vit_model *m = &t->m;
+    const beit_config *c = t->c;
+    const int L = m->d.depth, S = m->d.img_size, C = t->src.C;
+    const size_t per = (size_t)C * S * S;
+    for (int a = 0; a < t->n_local; a += t->micro) {
+        int B = t->n_local - a < t->micro ? t->n_local - a : t->micro;
+        /* drop path: rate l/(L-1) * drop_path for block l; one uniform per (sample, block) */
+        for (int i = 0; i < B; i++) {
+            rng_t r = rng_stream((uint64_t)c->seed, RNG_DROPPATH, (uint64_t)step, (uint32_t)t->idx[a + i]);
+            for (int l = 0; l < L; l++) {
+                double p = L > 1 ? c->model.drop_path * l / (L - 1) : 0;
+                float u = rng_uniform(&r);
+                t->dp[(size_t)l * B + i] = u < p ? 0.0f : (float)(1.0 / (1.0 - p));
+            }
+        }
+        const uint8_t *mask = t->mask + (size_t)a * m->Np;
+        vit_forward(m, &t->pt, t->x + a * per, mask, c->model.drop_path > 0 ? t->dp : NULL, B);
+        int M = vit_head_rows(m, mask, B);
+        double loss = 0;
+        int correct = 0;
+        if (t->head == HEAD_TOKENS) {
+            int k = 0;
+            for (int i = 0; i < B; i++)
+                for (int j = 0; j < m->Np; j++)
+                    if (mask[(size_t)i * m->Np + j]) t->tgt[k++] = t->tokens[(size_t)(a + i) * m->Np + j];
+            vit_mim_forward(m, &t->pt, t->tgt, NULL, M, &loss, &correct);
+        } else {
+            vit_pixel_targets(m, t->pixt, t->x + a * per, mask, B, 1);
+            vit_mim_forward(m, &t->pt, NULL, t->pixt, M, &loss, NULL);
+        }
+        vit_mim_backward(m, &t->pt, (float)(1.0 / global_masked));
+        vit_backward(m, &t->pt, B);
+        sums[0] += loss;
+        sums[1] += M;
+        sums[2] += correct;
+        sums[3] += M;
+    }
+}
+
+/* ---- evaluation: masked-token accuracy on the eval split (view 0, masks of epoch 0) ---- */
+typedef struct {
+    int64_t n, masked;
+    double loss, acc;
+    double marginal_entropy; /* of the token marginal (train split, view 0), nats */
+    double majority_acc;     /* accuracy of always predicting the most frequent train token */
+} pre_eval;
+
+static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
+    pre_eval e = {0};
+    vit_model *m = &t->m;
+    const beit_config *c = t->c;
+    const int V = m->d.vocab;
+    /* the marginal of the train tokens (view 0) */
+    int64_t *hist = xcalloc((size_t)V, sizeof(int64_t));
+    {
+        int64_t n = tokens_count(t->tok, c->data.split);
+        int64_t lo = n * d->rank / d->size, hi = n * (d->rank + 1) / d->size;
+        const int CH = 512;
+        int64_t *ix = xmalloc(CH * sizeof(int64_t));
+        int *vv = xcalloc(CH, sizeof(int));
+        int32_t *tk = xmalloc((size_t)CH * m->Np * sizeof(int32_t));
+        for (int64_t s = lo; s < hi; s += CH) {
+            int k = (int)(hi - s < CH ? hi - s : CH);
+            for (int i = 0; i < k; i++) ix[i] = s + i;
+            tokens_read(t->tok, c->data.split, ix, vv, k, tk, NULL);
+            for (int j = 0; j < k * m->Np; j++) hist[tk[j]]++;
+        }
+        free(ix); free(vv); free(tk);
+        dist_sum_i64(d, hist, (size_t)V);
+    }
+    double tot = 0;
+    int best = 0;
+    for (int v = 0; v < V; v++) {
+        tot += (double)hist[v];
+        if (hist[v] > hist[best]) best = v;
+    }
+    for (int v = 0; v < V; v++)
+        if (hist[v]) e.marginal_entropy -= (double)hist[v] / tot * log((double)hist[v] / tot);
+
+    data_source src;
+    source_open(&src, c, c->data.eval_split, t->micro * d->size, 0, d, t->src.H, t->src.C);
+    const int S = m->d.img_size, C = src.C;
+    const size_t per = (size_t)C * S * S, bytes = (size_t)src.H * src.W * C;
+    double sums[4] = {0};
+    for (int64_t s = 0; s < source_steps_per_epoch(&src); s++) {
+        int k = source_next(&src, 0, s, t->img8, NULL, t->idx);
+        for (int i = 0; i < k; i++) t->views[i] = 0;
+        tokens_read(t->tok, c->data.eval_split, t->idx, t->views, k, t->tokens, t->crops);
+        for (int i = 0; i < k; i++) {
+            mask_generate(t->mask + (size_t)i * m->Np, &t->mp, t->blockwise, (uint64_t)c->seed, 0, t->idx[i]);
+            crop_apply(t->x + i * per, t->img8 + i * bytes, src.H, src.W, C, &t->crops[i], S);
+            normalise(t->x + i * per, C, S, src.mean, src.std);
+        }
+        if (k == 0) continue;
+        vit_forward(m, &t->pt, t->x, t->mask, NULL, k);
+        int M = vit_head_rows(m, t->mask, k), q = 0, correct = 0;
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < m->Np; j++)
+                if (t->mask[(size_t)i * m->Np + j]) {
+                    t->tgt[q] = t->tokens[(size_t)i * m->Np + j];
+                    sums[3] += t->tgt[q] == best;
+                    q++;
+                }
+        double loss = 0;
+        vit_mim_forward(m, &t->pt, t->tgt, NULL, M, &loss, &correct);
+        sums[0] += loss;
+        sums[1] += correct;
+        sums[2] += M;
+        e.n += k;
+    }
+    double n = (double)e.n;
+    dist_sum_f64(d, sums, 4);
+    dist_sum_f64(d, &n, 1);
+    e.n = (int64_t)n;
+    e.masked = (int64_t)sums[2];
+    e.loss = sums[0] / sums[2];
+    e.acc = sums[1] / sums[2];
+    e.majority_acc = sums[3] / sums[2];
+    source_close(&src);
+    free(hist);
+    return e;
+}
+
+static int64_t ipow2(int64_t x) { return x * x; }
+
+int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
+    pre_task *t = xcalloc(1, sizeof *t);
+    t->c = c;
+    t->head = c->pretrain.target == BEIT_TARGET_PIXELS ? HEAD_PIXELS : HEAD_TOKENS;
+    t->blockwise = c->mask.type == BEIT_MASK_BLOCK;
+    mask_params_from_config(&t->mp, c);
+    mask_params_check(&t->mp, t->blockwise, o->source);
+    vit_dims vd;
+    vit_dims_from_config(&vd, c, t->head);
+    params_init(&t->pt);
+    vit_build(&t->m, &t->pt, &vd);
+    params_alloc(&t->pt);
+    vit_init(&t->m, &t->pt, (uint64_t)c->seed);
+    vit_model *m = &t->m;
+
+    source_open(&t->src, c, c->data.split, c->train.global_batch, 1, d, vd.img_size, vd.in_chans);
+    if (t->src.C != vd.in_chans)
+        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: model.in_chans = %d but the images of %s have %d channels", o->source,
+                        vd.in_chans, c->data.path, t->src.C);
+    if (c->pretrain.target == BEIT_TARGET_TOKENS && !t->src.synthetic) {
+        if (!c->data.tokens[0])
+            beit_fatal_user(BEIT_EXIT_USAGE, "%s: pretrain.target is tokens but data.tokens (the token store from "
+                            "beit tokenize) is not set", o->source);
+        t->tok = tokens_open(c->data.tokens, MPI_COMM_NULL);
+        t->grid = tokens_grid(t->tok);
+        t->K = tokens_views(t->tok);
+        if (tokens_vocab(t->tok) != vd.vocab)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: the token store has V = %d visual tokens, model.vocab_size = %d",
+                            c->data.tokens, tokens_vocab(t->tok), vd.vocab);
+        if (t->grid != m->gh)
+            beit_fatal_user(BEIT_EXIT_MISMATCH,
+                            "%s: the token grid is %dx%d but model.img_size / model.patch_size = %d/%d gives %dx%d patches",
+                            c->data.tokens, t->grid, t->grid, vd.img_size, vd.patch_size, m->gh, m->gw);
+        if (strcmp(tokens_dataset_uuid(t->tok), t->src.uuid) != 0)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: tokens of dataset %s, but %s is dataset %s (tokenize this store)",
+                            c->data.tokens, tokens_dataset_uuid(t->tok), c->data.path, t->src.uuid);
+        if (tokens_count(t->tok, c->data.split) < t->src.n)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: split '%s' has %lld token rows, the store %lld samples",
+                            c->data.tokens, c->data.split, (long long)tokens_count(t->tok, c->data.split),
+                            (long long)t->src.n);
+    }
+    if (c->pretrain.target == BEIT_TARGET_TOKENS_ONLINE) {
+        if (!c->tokenize.checkpoint[0])
+            beit_fatal_user(BEIT_EXIT_USAGE, "%s: tokens_online needs tokenize.checkpoint (a dVAE checkpoint)", o->source);
+        ckpt_reader r;
+        ckpt_open(&r, c->tokenize.checkpoint);
+        beit_config dc;
+        config_load_string(&dc, r.config_yaml, c->tokenize.checkpoint);
+        dvae_dims dd;
+        dvae_dims_from_config(&dd, &dc);
+        params_init(&t->dvpt);
+        dvae_build(&t->dv, &t->dvpt, &dd);
+        params_alloc(&t->dvpt);
+        ckpt_load_params(&r, &t->dvpt);
+        ckpt_close(&r);
+        if (dd.vocab != vd.vocab || t->dv.h != m->gh)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: tokenizer gives %dx%d tokens over V = %d, the model needs %dx%d over %d",
+                            c->tokenize.checkpoint, t->dv.h, t->dv.h, dd.vocab, m->gh, m->gw, vd.vocab);
+        dvae_alloc(&t->dv, 1);
+        t->online = 1;
+        t->xdv = xalloc_floats((size_t)dd.in_chans * dd.image_size * dd.image_size);
+    }
+    t->local_max = source_local_max(&t->src);
+    t->micro = c->train.micro_batch > 0 && c->train.micro_batch < t->local_max ? c->train.micro_batch : t->local_max;
+    vit_alloc(m, t->micro);
+    const size_t per = (size_t)vd.in_chans * ipow2(vd.img_size);
+    t->img8 = xmalloc((size_t)t->local_max * t->src.H * t->src.W * t->src.C);
+    t->idx = xmalloc((size_t)t->local_max * sizeof(int64_t));
+    t->views = xcalloc((size_t)t->local_max, sizeof(int));
+    t->crops = xcalloc((size_t)t->local_max, sizeof(crop_box));
+    t->mask = xcalloc((size_t)t->local_max * m->Np, 1);
+    t->tokens = xcalloc((size_t)t->local_max * m->Np, sizeof(int32_t));
+    t->tgt = xcalloc((size_t)t->local_max * m->Np, sizeof(int32_t));
+    t->x = xalloc_floats((size_t)t->local_max * per);
+    t->dp = xalloc_floats((size_t)vd.depth * t->micro);
+    if (t->head == HEAD_PIXELS) t->pixt = xalloc_floats((size_t)t->micro * m->Np * m->K);
+
+    beit_log("pretrain: %s ViT, %dx%dx%d images, patch %d (%dx%d grid), D %d, %d blocks, %d heads; target %s, "
+             "%s masking of %d patches (min block %d)",
+             vd.variant == VIT_BEIT ? "BEiT" : "vanilla", vd.img_size, vd.img_size, vd.in_chans, vd.patch_size, m->gh,
+             m->gw, vd.embed_dim, vd.depth, vd.num_heads, config_enum_name("pretrain.target", c->pretrain.target),
+             t->blockwise ? "blockwise" : "random", t->mp.num_patches, t->mp.min_patches);
+
+    train_task task = {0};
+    task.kind = "beit-pretrain";
+    task.pt = &t->pt;
+    task.ctx = t;
+    task.steps_per_epoch = source_steps_per_epoch(&t->src);
+    task.images_per_step = c->train.global_batch;
+    task.nmetrics = 2;
+    task.metric_names[0] = t->head == HEAD_TOKENS ? "loss" : "loss";
+    task.metric_names[1] = "mim_acc";
+    task.prepare = pre_prepare;
+    task.forward_backward = pre_fwd_bwd;
+    train_result res = train_run(&task, c, o, d);
+
+    if (t->tok && (res.steps_done >= train_total_steps(c, task.steps_per_epoch) || o->max_steps >= 0) &&
+        tokens_count(t->tok, c->data.eval_split) >= 0) {
+        double t0 = beit_now();
+        pre_eval e = pre_evaluate(t, d);
+        beit_log("eval on '%s' (%lld images, %lld masked tokens): loss %.4f, masked-token accuracy %.4f; "
+                 "always-most-frequent-token accuracy %.4f; token marginal entropy %.4f nats (ln V = %.4f) (%.1fs)",
+                 c->data.eval_split, (long long)e.n, (long long)e.masked, e.loss, e.acc, e.majority_acc,
+                 e.marginal_entropy, log((double)vd.vocab), beit_now() - t0);
+        if (d->rank == 0) {
+            char *p = xasprintf("%s/eval.json", o->out_dir);
+            FILE *f = fopen(p, "w");
+            if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s", p);
+            fprintf(f,
+                    "{\"task\": \"pretrain\", \"split\": \"%s\", \"step\": %lld, \"n\": %lld, \"masked\": %lld, "
+                    "\"loss\": %.8g, \"mim_acc\": %.8g, \"majority_acc\": %.8g, \"marginal_entropy\": %.8g, "
+                    "\"train_loss_last\": %.8g}\n",
+                    c->data.eval_split, (long long)res.steps_done, (long long)e.n, (long long)e.masked, e.loss, e.acc,
+                    e.majority_acc, e.marginal_entropy, res.last_loss);
+            fclose(f);
+            free(p);
+        }
+    }
+    if (t->tok) tokens_close(t->tok);
+    source_close(&t->src);
+    if (t->online) {
+        dvae_free(&t->dv);
+        params_free(&t->dvpt);
+        free(t->xdv);
+    }
+    free(t->img8); free(t->idx); free(t->views); free(t->crops); free(t->mask); free(t->tokens); free(t->tgt);
+    free(t->x); free(t->dp); free(t->pixt);
+    vit_free(m);
+    params_free(&t->pt);
+    free(t);
+    return 0;
+}
