@@ -6,6 +6,7 @@
  *   /<split>/crops   float32 [N, K, 5]     the view's crop box in stored-image pixels
  *                                          (y0, x0, height, width) and flip (0 or 1);
  *                                          view 0 = (0, 0, H, W, 0)
+ *   /<split>         attribute count (int64) = N
  *   root attributes: format, format_version, vocab_size, grid (h), views (K),
  *                    tokenizer_input (the side the tokenizer saw), image_height/width/channels
  *                    (of the store), tokenizer_sha256 (SHA-256 of the dVAE checkpoint file),

@@ -151,8 +151,8 @@ int cmd_tokenize(int argc, char **argv) {
     dvae_dims_from_config(&dd, &cc);
     const int S = dd.image_size, h = grid_of(dd.image_size, dd.ngroups), V = dd.vocab;
     if (V > 65535)
-        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: vocab_size %d does not fit the token store's uint16 tokens (max 65535)",
-                        cr.path, V);
+        beit_fatal_user(BEIT_EXIT_MISMATCH,
+                        "%s: vocab_size %d does not fit the token store's uint16 tokens (max 65535)", cr.path, V);
     /* dvae.* keys the job gives must describe this tokenizer */
     if (job_sets_key(&ro, "dvae.vocab_size") && c.dvae.vocab_size != V)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.vocab_size = %d, but the tokenizer %s has vocab_size %d", src,
@@ -216,9 +216,10 @@ int cmd_tokenize(int argc, char **argv) {
     beit_log("# resolved job (%s)\n%s", src, yaml);
     beit_log("tokenizer %s: %dx%dx%d -> %dx%d tokens over V = %d (sha256 %.12s...)", c.tokenize.checkpoint, S, S,
              dd.in_chans, h, h, V, sha);
-    beit_log("dataset %s: %d splits, %lld images of %dx%dx%d; %d view%s each; %d ranks x %d images per step "
+    beit_log("dataset %s: %d split%s, %lld images of %dx%dx%d; %d view%s each; %d rank%s x %d images per step "
              "(encoder batch %d)",
-             c.data.path, st->nsplits, (long long)total, H, W, C, K, K == 1 ? "" : "s", d.size, c.tokenize.batch, enc);
+             c.data.path, st->nsplits, st->nsplits == 1 ? "" : "s", (long long)total, H, W, C, K, K == 1 ? "" : "s",
+             d.size, d.size == 1 ? "" : "s", c.tokenize.batch, enc);
 
     tokens_meta meta = {V, h, K, S, H, W, C, sha, store_uuid(st), c.data.path, yaml};
     tokens_writer *w = tokens_create(c.data.tokens, &meta, d.comm);

@@ -149,9 +149,9 @@ static int read_attr_str(hid_t f, const char *name, char **out) {
         return -1;
     }
     size_t n = H5Tget_size(t);
-    char *s = xcalloc(n + 1, 1);
+    char *s = xcalloc(n + 2, 1);
     hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, n);
+    H5Tset_size(mt, n + 1); /* room for the terminator: a null-padded string of n chars keeps all n */
     int rc = H5Aread(a, mt, s) < 0 ? -1 : 0;
     H5Tclose(mt);
     H5Tclose(t);

@@ -213,8 +213,8 @@ tokens_writer *tokens_create(const char *final_path, const tokens_meta *meta, MP
     H5Pclose(fapl);
     if (w->file < 0) {
         restore_signals(w);
-        beit_fatal_user(BEIT_EXIT_IO, "%s: cannot create the token store (temporary file %s): not writable?", final_path,
-                        w->tmp_path);
+        beit_fatal_user(BEIT_EXIT_IO, "%s: cannot create the token store (temporary file %s): not writable?",
+                        final_path, w->tmp_path);
     }
     w->dxpl = H5_CHECK(H5Pcreate(H5P_DATASET_XFER));
     H5_CHECK(H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE));

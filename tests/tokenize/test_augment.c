@@ -82,8 +82,8 @@ static void stats(int H, int W, double smin, double smax, double rmin, double rm
     t_ok(fabs(fr - 0.5) < 0.025, "%dx%d: flip rate %.4f within 0.5 +- 0.025 (5 sd)", H, W, fr);
     posy /= npos_y > 0 ? npos_y : 1;
     posx /= npos_x > 0 ? npos_x : 1;
-    t_ok(fabs(posy - 0.5) < 0.02 && fabs(posx - 0.5) < 0.02, "%dx%d: positions uniform (mean y0/(H-h) %.3f, x0/(W-w) %.3f)",
-         H, W, posy, posx);
+    t_ok(fabs(posy - 0.5) < 0.02 && fabs(posx - 0.5) < 0.02,
+         "%dx%d: positions uniform (mean y0/(H-h) %.3f, x0/(W-w) %.3f)", H, W, posy, posx);
     /* E[area | accepted] lies inside the scale range and is not pinned to one end */
     area_mean /= accepted;
     t_ok(area_mean > smin + 0.1 * (smax - smin) && area_mean < smax - 0.1 * (smax - smin),
@@ -133,7 +133,8 @@ static void apply_checks(void) {
         int ok = 1;
         for (int y = 0; y < S; y++)
             for (int xx = 0; xx < S; xx++)
-                for (int k = 0; k < C; k++) ok &= x[((size_t)k * S + y) * S + xx] == im[((size_t)y * S + xx) * C + k] * (1.0f / 255.0f);
+                for (int k = 0; k < C; k++)
+                    ok &= x[((size_t)k * S + y) * S + xx] == im[((size_t)y * S + xx) * C + k] * (1.0f / 255.0f);
         t_ok(ok, "crop_apply(identity) at the stored size = bytes * (1/255) in CHW (as images_to_float)");
         free(im);
         free(x);
@@ -162,7 +163,8 @@ static void apply_checks(void) {
         for (int y = 0; y < S; y++)
             for (int xx = 0; xx < S; xx++)
                 for (int k = 0; k < C; k++)
-                    ok &= x[((size_t)k * S + y) * S + xx] == im[((size_t)(y + 3) * W + xx + 5) * C + k] * (1.0f / 255.0f);
+                    ok &= x[((size_t)k * S + y) * S + xx] ==
+                          im[((size_t)(y + 3) * W + xx + 5) * C + k] * (1.0f / 255.0f);
         t_ok(ok, "crop (3,5,20,20) of a 40x44 image at S = 20: the exact sub-image");
         b.flip = 1;
         crop_apply(xf, im, H, W, C, &b, S);

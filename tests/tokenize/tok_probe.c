@@ -1,7 +1,7 @@
 /* Helper of tokenize.sh: exposes crop_apply and tokens_read to the Python checks.
  *   tok_probe crop H W C S IMG.raw BOXES.txt OUT.raw
- *       IMG.raw: uint8 [H, W, C]; BOXES.txt: lines "y0 x0 h w flip"; OUT.raw: float32
- *       [n, C, S, S], crop_apply of each box (the script compares with PIL's resize)
+ *       IMG.raw: uint8 [m, H, W, C]; BOXES.txt: lines "image y0 x0 h w flip"; OUT.raw: float32
+ *       [n, C, S, S], crop_apply of each box to its image (the script compares with PIL)
  *   tok_probe read TOKENS.h5 SPLIT BUDGET N SEED
  *       tokens_open (serial), tokens_set_cache_budget(BUDGET bytes; 0 = read from the file per
  *       call), then tokens_read of N (index, view) pairs drawn from SEED (in random order, with
@@ -19,16 +19,22 @@ static int crop(int argc, char **argv) {
     if (argc != 9) return 2;
     int H = atoi(argv[2]), W = atoi(argv[3]), C = atoi(argv[4]), S = atoi(argv[5]);
     size_t nb = (size_t)H * W * C;
-    uint8_t *im = xmalloc(nb);
     FILE *f = fopen(argv[6], "rb");
-    if (!f || fread(im, 1, nb, f) != nb) return 3;
+    if (!f) return 3;
+    fseek(f, 0, SEEK_END);
+    long m = ftell(f) / (long)nb;
+    fseek(f, 0, SEEK_SET);
+    uint8_t *im = xmalloc((size_t)m * nb + 1);
+    if (m < 1 || fread(im, nb, (size_t)m, f) != (size_t)m) return 3;
     fclose(f);
     FILE *bf = fopen(argv[7], "r"), *of = fopen(argv[8], "wb");
     if (!bf || !of) return 3;
     float *x = xalloc_floats((size_t)C * S * S);
     crop_box b;
-    while (fscanf(bf, "%f %f %f %f %d", &b.y0, &b.x0, &b.h, &b.w, &b.flip) == 5) {
-        crop_apply(x, im, H, W, C, &b, S);
+    long i;
+    while (fscanf(bf, "%ld %f %f %f %f %d", &i, &b.y0, &b.x0, &b.h, &b.w, &b.flip) == 6) {
+        if (i < 0 || i >= m) return 3;
+        crop_apply(x, im + (size_t)i * nb, H, W, C, &b, S);
         if (fwrite(x, sizeof(float), (size_t)C * S * S, of) != (size_t)C * S * S) return 3;
     }
     fclose(bf);
@@ -78,7 +84,8 @@ int main(int argc, char **argv) {
     int rc = 2;
     if (argc >= 2 && !strcmp(argv[1], "crop")) rc = crop(argc, argv);
     else if (argc >= 2 && !strcmp(argv[1], "read")) rc = probe_read(argc, argv);
-    else fprintf(stderr, "usage: tok_probe crop H W C S IMG.raw BOXES.txt OUT.raw | read TOKENS.h5 SPLIT BUDGET N SEED\n");
+    else
+        fprintf(stderr, "usage: tok_probe crop H W C S IMG.raw BOXES.txt OUT.raw | read TOKENS.h5 SPLIT BUDGET N SEED\n");
     MPI_Finalize();
     return rc;
 }

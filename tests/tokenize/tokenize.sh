@@ -134,13 +134,15 @@ imgs, crops, toks = st["train/images"][:40], tk["train/crops"][:40], tk["train/t
 worst = 0.0
 exact = n = 0
 mism = amb = total = 0
-for i in range(40):
-    open(f"{T}/img.raw", "wb").write(imgs[i].tobytes())
-    with open(f"{T}/boxes.txt", "w") as f:
+open(f"{T}/img.raw", "wb").write(imgs.tobytes())
+with open(f"{T}/boxes.txt", "w") as f:
+    for i in range(40):
         for v in (1, 2):
-            f.write(" ".join(str(int(c)) for c in crops[i, v]) + "\n")
-    subprocess.run([probe, "crop", "28", "28", "1", "28", f"{T}/img.raw", f"{T}/boxes.txt", f"{T}/out.raw"], check=True)
-    got = np.fromfile(f"{T}/out.raw", dtype=np.float32).reshape(2, 1, 28, 28)
+            f.write(f"{i} " + " ".join(str(int(c)) for c in crops[i, v]) + "\n")
+subprocess.run([probe, "crop", "28", "28", "1", "28", f"{T}/img.raw", f"{T}/boxes.txt", f"{T}/out.raw"], check=True)
+allgot = np.fromfile(f"{T}/out.raw", dtype=np.float32).reshape(40, 2, 1, 28, 28)
+for i in range(40):
+    got = allgot[i]
     for j, v in enumerate((1, 2)):
         y0, x0, h, w, fl = (int(c) for c in crops[i, v])
         im = Image.fromarray(imgs[i][:, :, 0]).resize((28, 28), Image.BILINEAR, box=(x0, y0, x0 + w, y0 + h))
