@@ -2,6 +2,7 @@
 #include "beit/checkpoint.h"
 
 #include "beit/core.h"
+#include "beit/h5attr.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -29,31 +30,11 @@ typedef struct {
     } while (0)
 
 static void attr_str(wctx *w, hid_t loc, const char *name, const char *val) {
-    if (w->failed) return;
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(val) + 1);
-    H5Tset_strpad(t, H5T_STR_NULLTERM);
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
-    W(w, a);
-    if (a >= 0) {
-        W(w, H5Awrite(a, t, val));
-        H5Aclose(a);
-    }
-    H5Sclose(s);
-    H5Tclose(t);
+    W(w, h5a_put_str(loc, name, val));
 }
 
 static void attr_i64(wctx *w, hid_t loc, const char *name, int64_t v) {
-    if (w->failed) return;
-    hid_t s = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(loc, name, H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT);
-    W(w, a);
-    if (a >= 0) {
-        W(w, H5Awrite(a, H5T_NATIVE_INT64, &v));
-        H5Aclose(a);
-    }
-    H5Sclose(s);
+    W(w, h5a_put_i64(loc, name, v));
 }
 
 static void write_tensor(wctx *w, hid_t group, const param_info *p, const float *data) {
@@ -139,36 +120,11 @@ void ckpt_write(const char *path, const param_table *pt, const float *m, const f
 
 /* ---- reading ---- */
 static int read_attr_str(hid_t f, const char *name, char **out) {
-    if (H5Aexists(f, name) <= 0) return -1;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t t = H5Aget_type(a);
-    if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) > 0) {
-        H5Tclose(t);
-        H5Aclose(a);
-        return -1;
-    }
-    size_t n = H5Tget_size(t);
-    char *s = xcalloc(n + 2, 1);
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, n + 1); /* room for the terminator: a null-padded string of n chars keeps all n */
-    int rc = H5Aread(a, mt, s) < 0 ? -1 : 0;
-    H5Tclose(mt);
-    H5Tclose(t);
-    H5Aclose(a);
-    if (rc) free(s);
-    else *out = s;
-    return rc;
+    *out = h5a_get_str(f, name);
+    return *out ? 0 : -1;
 }
 
-static int read_attr_i64(hid_t f, const char *name, int64_t *v) {
-    if (H5Aexists(f, name) <= 0) return -1;
-    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    int rc = H5Aread(a, H5T_NATIVE_INT64, v) < 0 ? -1 : 0;
-    H5Aclose(a);
-    return rc;
-}
+static int read_attr_i64(hid_t f, const char *name, int64_t *v) { return h5a_get_int(f, name, v); }
 
 void ckpt_open(ckpt_reader *r, const char *path) {
     memset(r, 0, sizeof *r);

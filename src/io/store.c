@@ -1,6 +1,8 @@
 /* The HDF5 dataset store: writer (importers) and validated read-only access (training).
  * Layout and attributes: include/beit/store.h. */
 #include "beit/store.h"
+
+#include "beit/h5attr.h"
 #include "beit/core.h"
 
 #include <errno.h>
@@ -24,151 +26,6 @@
 /* ======================================================================================== */
 /* attribute helpers                                                                         */
 /* ======================================================================================== */
-
-static hid_t str_type(void) {
-    hid_t t = H5_CHECK(H5Tcopy(H5T_C_S1));
-    H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
-    H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
-    return t;
-}
-
-static herr_t attr_put(hid_t obj, const char *name, hid_t ftype, hid_t mtype, int rank, hsize_t n, const void *buf) {
-    hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
-    if (sp < 0) return -1;
-    hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
-    herr_t rc = a < 0 ? -1 : H5Awrite(a, mtype, buf);
-    if (a >= 0 && H5Aclose(a) < 0) rc = -1;
-    H5Sclose(sp);
-    return rc;
-}
-
-static herr_t attr_put_str(hid_t obj, const char *name, const char *value) {
-    hid_t t = str_type();
-    herr_t rc = attr_put(obj, name, t, t, 0, 1, &value);
-    H5Tclose(t);
-    return rc;
-}
-
-static herr_t attr_put_strs(hid_t obj, const char *name, const char *const *values, int n) {
-    hid_t t = str_type();
-    herr_t rc = attr_put(obj, name, t, t, 1, (hsize_t)n, values);
-    H5Tclose(t);
-    return rc;
-}
-
-static herr_t attr_put_i32(hid_t obj, const char *name, int32_t v) {
-    return attr_put(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 0, 1, &v);
-}
-
-/* Read a string attribute (variable or fixed length) into a malloc'd string; NULL if the
- * attribute is missing or not a (scalar or 1-element) string. */
-static char *attr_get_str(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-    char *out = NULL;
-    if (t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_STRING && H5Sget_simple_extent_npoints(sp) == 1) {
-        if (H5Tis_variable_str(t) > 0) {
-            hid_t m = str_type();
-            char *p = NULL;
-            if (H5Aread(a, m, &p) >= 0 && p) {
-                out = xstrdup(p);
-                H5free_memory(p);
-            }
-            H5Tclose(m);
-        } else {
-            size_t n = H5Tget_size(t);
-            hid_t m = H5Tcopy(H5T_C_S1);
-            H5Tset_size(m, n + 1);
-            H5Tset_strpad(m, H5T_STR_NULLTERM);
-            out = xcalloc(n + 2, 1);
-            if (H5Aread(a, m, out) < 0) {
-                free(out);
-                out = NULL;
-            }
-            H5Tclose(m);
-        }
-    }
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    H5Aclose(a);
-    return out;
-}
-
-/* String array attribute -> malloc'd array of n malloc'd strings; NULL on any mismatch. */
-static char **attr_get_strs(hid_t obj, const char *name, int *n_out) {
-    *n_out = 0;
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-    char **out = NULL;
-    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    if (t >= 0 && n > 0 && H5Tget_class(t) == H5T_STRING) {
-        out = xcalloc((size_t)n, sizeof *out);
-        int ok = 0;
-        if (H5Tis_variable_str(t) > 0) {
-            hid_t m = str_type();
-            char **p = xcalloc((size_t)n, sizeof *p);
-            if (H5Aread(a, m, p) >= 0) {
-                ok = 1;
-                for (hssize_t i = 0; i < n; i++) {
-                    out[i] = xstrdup(p[i] ? p[i] : "");
-                    if (p[i]) H5free_memory(p[i]);
-                }
-            }
-            free(p);
-            H5Tclose(m);
-        } else {
-            size_t len = H5Tget_size(t);
-            hid_t m = H5Tcopy(H5T_C_S1);
-            H5Tset_size(m, len + 1);
-            H5Tset_strpad(m, H5T_STR_NULLTERM);
-            char *buf = xcalloc((size_t)n, len + 1);
-            if (H5Aread(a, m, buf) >= 0) {
-                ok = 1;
-                for (hssize_t i = 0; i < n; i++) out[i] = xstrdup(buf + (size_t)i * (len + 1));
-            }
-            free(buf);
-            H5Tclose(m);
-        }
-        if (!ok) {
-            for (hssize_t i = 0; i < n; i++) free(out[i]);
-            free(out);
-            out = NULL;
-        } else {
-            *n_out = (int)n;
-        }
-    }
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    H5Aclose(a);
-    return out;
-}
-
-/* Numeric attribute with n elements read as double (converted by HDF5). Returns 0 / -1. */
-static int attr_get_f64s(hid_t obj, const char *name, double *v, int n) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-    int rc = -1;
-    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
-    if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && sp >= 0 && H5Sget_simple_extent_npoints(sp) == n)
-        rc = H5Aread(a, H5T_NATIVE_DOUBLE, v) < 0 ? -1 : 0;
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    H5Aclose(a);
-    return rc;
-}
-
-static int attr_get_int(hid_t obj, const char *name, int64_t *v) {
-    double d;
-    if (attr_get_f64s(obj, name, &d, 1) != 0 || d != floor(d)) return -1;
-    *v = (int64_t)d;
-    return 0;
-}
 
 /* ======================================================================================== */
 /* writer                                                                                   */
@@ -335,7 +192,7 @@ void store_begin_split(beit_store_writer *w, const char *split, int64_t count) {
     w->group = H5Gcreate2(w->file, split, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     W_CHECK(w, w->group);
     int64_t c64 = count;
-    W_CHECK(w, attr_put(w->group, "count", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, 1, &c64));
+    W_CHECK(w, h5a_put(w->group, "count", H5T_STD_I64LE, H5T_NATIVE_INT64, 0, 1, &c64));
 
     hsize_t dims[4] = {(hsize_t)count, (hsize_t)w->meta.height, (hsize_t)w->meta.width, (hsize_t)w->meta.channels};
     hsize_t chunk[4] = {(hsize_t)cn, dims[1], dims[2], dims[3]};
@@ -440,19 +297,19 @@ void store_commit(beit_store_writer *w) {
     beit_uuid4(uuid);
     char *created = xasprintf("beit %s", BEIT_VERSION);
     hid_t f = w->file;
-    W_CHECK(w, attr_put_str(f, "format", STORE_FORMAT));
-    W_CHECK(w, attr_put_i32(f, "format_version", STORE_FORMAT_VERSION));
-    W_CHECK(w, attr_put_str(f, "source", w->source));
-    W_CHECK(w, attr_put_strs(f, "class_names", (const char *const *)w->class_names, w->meta.num_classes));
-    W_CHECK(w, attr_put_i32(f, "num_classes", w->meta.num_classes));
-    W_CHECK(w, attr_put_i32(f, "height", w->meta.height));
-    W_CHECK(w, attr_put_i32(f, "width", w->meta.width));
-    W_CHECK(w, attr_put_i32(f, "channels", C));
-    W_CHECK(w, attr_put(f, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)C, mean));
-    W_CHECK(w, attr_put(f, "std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)C, sd));
-    W_CHECK(w, attr_put_str(f, "stats_split", w->stats_split));
-    W_CHECK(w, attr_put_str(f, "uuid", uuid));
-    W_CHECK(w, attr_put_str(f, "created_by", created));
+    W_CHECK(w, h5a_put_str(f, "format", STORE_FORMAT));
+    W_CHECK(w, h5a_put_i32(f, "format_version", STORE_FORMAT_VERSION));
+    W_CHECK(w, h5a_put_str(f, "source", w->source));
+    W_CHECK(w, h5a_put_strs(f, "class_names", (const char *const *)w->class_names, w->meta.num_classes));
+    W_CHECK(w, h5a_put_i32(f, "num_classes", w->meta.num_classes));
+    W_CHECK(w, h5a_put_i32(f, "height", w->meta.height));
+    W_CHECK(w, h5a_put_i32(f, "width", w->meta.width));
+    W_CHECK(w, h5a_put_i32(f, "channels", C));
+    W_CHECK(w, h5a_put(f, "mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)C, mean));
+    W_CHECK(w, h5a_put(f, "std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)C, sd));
+    W_CHECK(w, h5a_put_str(f, "stats_split", w->stats_split));
+    W_CHECK(w, h5a_put_str(f, "uuid", uuid));
+    W_CHECK(w, h5a_put_str(f, "created_by", created));
     free(created);
     W_CHECK(w, H5Fflush(f, H5F_SCOPE_GLOBAL));
     W_CHECK(w, H5Fclose(f));
@@ -495,7 +352,7 @@ static hid_t dataset_open_uncached(hid_t group, const char *name) {
 static void validate_split(beit_store *s, hid_t g, const char *name, beit_store_split *sp) {
     snprintf(sp->name, sizeof sp->name, "%s", name);
     int64_t count = -1;
-    if (attr_get_int(g, "count", &count) != 0 || count < 0)
+    if (h5a_get_int(g, "count", &count) != 0 || count < 0)
         bad_store(s, "group /%s: missing or invalid attribute 'count' (expected the split's sample count, int64)",
                   name);
     sp->count = count;
@@ -576,7 +433,7 @@ beit_store *store_open(const char *path, MPI_Comm comm) {
     H5Pclose(fapl);
     if (s->file < 0) bad_store(s, "cannot open as HDF5 (expected a readable dataset store)");
 
-    char *fmt = attr_get_str(s->file, "format");
+    char *fmt = h5a_get_str(s->file, "format");
     if (!fmt)
         bad_store(s,
                   "not a beit dataset store: no 'format' attribute (expected format = \"%s\"; "
@@ -586,7 +443,7 @@ beit_store *store_open(const char *path, MPI_Comm comm) {
         bad_store(s, "attribute 'format' is \"%s\" (expected \"%s\")", fmt, STORE_FORMAT);
     free(fmt);
     int64_t v;
-    if (attr_get_int(s->file, "format_version", &v) != 0)
+    if (h5a_get_int(s->file, "format_version", &v) != 0)
         bad_store(s, "missing attribute 'format_version' (expected %d)", STORE_FORMAT_VERSION);
     if (v != STORE_FORMAT_VERSION)
         bad_store(s, "format_version %lld is not supported (expected %d)", (long long)v, STORE_FORMAT_VERSION);
@@ -594,29 +451,29 @@ beit_store *store_open(const char *path, MPI_Comm comm) {
     const char *ints[4] = {"height", "width", "channels", "num_classes"};
     int *dst[4] = {&s->height, &s->width, &s->channels, &s->num_classes};
     for (int i = 0; i < 4; i++) {
-        if (attr_get_int(s->file, ints[i], &v) != 0 || v < 1 || v > 1000000)
+        if (h5a_get_int(s->file, ints[i], &v) != 0 || v < 1 || v > 1000000)
             bad_store(s, "missing or invalid attribute '%s' (expected a positive integer)", ints[i]);
         *dst[i] = (int)v;
     }
     if (s->channels > STORE_MAX_CHANNELS)
         bad_store(s, "attribute 'channels' is %d (expected 1..%d)", s->channels, STORE_MAX_CHANNELS);
-    if (attr_get_f64s(s->file, "mean", s->mean, s->channels) != 0)
+    if (h5a_get_f64s(s->file, "mean", s->mean, s->channels) != 0)
         bad_store(s, "missing or invalid attribute 'mean' (expected float64[%d])", s->channels);
-    if (attr_get_f64s(s->file, "std", s->std, s->channels) != 0)
+    if (h5a_get_f64s(s->file, "std", s->std, s->channels) != 0)
         bad_store(s, "missing or invalid attribute 'std' (expected float64[%d])", s->channels);
-    char *uuid = attr_get_str(s->file, "uuid");
+    char *uuid = h5a_get_str(s->file, "uuid");
     if (!uuid || !*uuid || strlen(uuid) >= sizeof s->uuid)
         bad_store(s, "missing or invalid attribute 'uuid' (expected the dataset's UUID string)");
     snprintf(s->uuid, sizeof s->uuid, "%s", uuid);
     free(uuid);
-    s->source = attr_get_str(s->file, "source");
+    s->source = h5a_get_str(s->file, "source");
     if (!s->source) s->source = xstrdup("");
-    s->created_by = attr_get_str(s->file, "created_by");
+    s->created_by = h5a_get_str(s->file, "created_by");
     if (!s->created_by) s->created_by = xstrdup("");
-    s->stats_split = attr_get_str(s->file, "stats_split");
+    s->stats_split = h5a_get_str(s->file, "stats_split");
     if (!s->stats_split) s->stats_split = xstrdup("train");
     int nn = 0;
-    s->class_names = attr_get_strs(s->file, "class_names", &nn);
+    s->class_names = h5a_get_strs(s->file, "class_names", &nn);
     if (!s->class_names || nn != s->num_classes)
         bad_store(s, "attribute 'class_names' %s (expected %d strings, one per class)",
                   s->class_names ? "has the wrong length" : "is missing or not strings", s->num_classes);

@@ -10,6 +10,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "beit/tokens.h"
 
+#include "beit/h5attr.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
@@ -26,90 +28,6 @@
 #endif
 
 #define TOK_MAX_SPLITS 8
-
-/* ---- attributes ----------------------------------------------------------------------- */
-static hid_t str_type(void) {
-    hid_t t = H5_CHECK(H5Tcopy(H5T_C_S1));
-    H5_CHECK(H5Tset_size(t, H5T_VARIABLE));
-    H5_CHECK(H5Tset_cset(t, H5T_CSET_UTF8));
-    return t;
-}
-
-static int put_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *buf) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    if (sp < 0) return -1;
-    hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int rc = a < 0 || H5Awrite(a, mtype, buf) < 0 ? -1 : 0;
-    if (a >= 0 && H5Aclose(a) < 0) rc = -1;
-    H5Sclose(sp);
-    return rc;
-}
-
-static int put_str(hid_t obj, const char *name, const char *v) {
-    hid_t t = str_type();
-    int rc = put_attr(obj, name, t, t, &v);
-    H5Tclose(t);
-    return rc;
-}
-
-static int put_i32(hid_t obj, const char *name, int v) {
-    int32_t x = v;
-    return put_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT32, &x);
-}
-
-static int put_i64(hid_t obj, const char *name, int64_t v) {
-    return put_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
-}
-
-/* A scalar string attribute (variable or fixed length) -> malloc'd string, NULL if absent. */
-static char *get_str(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return NULL;
-    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-    char *out = NULL;
-    if (t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_STRING && H5Sget_simple_extent_npoints(sp) == 1) {
-        if (H5Tis_variable_str(t) > 0) {
-            hid_t m = str_type();
-            char *p = NULL;
-            if (H5Aread(a, m, &p) >= 0 && p) {
-                out = xstrdup(p);
-                H5free_memory(p);
-            }
-            H5Tclose(m);
-        } else {
-            size_t n = H5Tget_size(t);
-            hid_t m = H5Tcopy(H5T_C_S1);
-            H5Tset_size(m, n + 1);
-            H5Tset_strpad(m, H5T_STR_NULLTERM);
-            out = xcalloc(n + 2, 1);
-            if (H5Aread(a, m, out) < 0) {
-                free(out);
-                out = NULL;
-            }
-            H5Tclose(m);
-        }
-    }
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    H5Aclose(a);
-    return out;
-}
-
-/* A scalar integer attribute; 0 or -1 (absent, not an integer). */
-static int get_i64(hid_t obj, const char *name, int64_t *v) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    if (a < 0) return -1;
-    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-    int rc = -1;
-    if (t >= 0 && sp >= 0 && H5Tget_class(t) == H5T_INTEGER && H5Sget_simple_extent_npoints(sp) == 1)
-        rc = H5Aread(a, H5T_NATIVE_INT64, v) < 0 ? -1 : 0;
-    if (t >= 0) H5Tclose(t);
-    if (sp >= 0) H5Sclose(sp);
-    H5Aclose(a);
-    return rc;
-}
 
 /* ======================================================================================== */
 /* writer                                                                                   */
@@ -223,20 +141,20 @@ tokens_writer *tokens_create(const char *final_path, const tokens_meta *meta, MP
     char *created = xasprintf("beit %s", BEIT_VERSION);
     hid_t f = w->file;
     int bad = 0;
-    bad |= put_str(f, "format", TOKENS_FORMAT);
-    bad |= put_i32(f, "format_version", TOKENS_FORMAT_VERSION);
-    bad |= put_i32(f, "vocab_size", meta->vocab);
-    bad |= put_i32(f, "grid", meta->grid);
-    bad |= put_i32(f, "views", meta->views);
-    bad |= put_i32(f, "tokenizer_input", meta->tokenizer_input);
-    bad |= put_i32(f, "image_height", meta->image_height);
-    bad |= put_i32(f, "image_width", meta->image_width);
-    bad |= put_i32(f, "image_channels", meta->image_channels);
-    bad |= put_str(f, "tokenizer_sha256", meta->tokenizer_sha256);
-    bad |= put_str(f, "dataset_uuid", meta->dataset_uuid);
-    bad |= put_str(f, "dataset_path", meta->dataset_path);
-    bad |= put_str(f, "config", meta->config_yaml);
-    bad |= put_str(f, "created_by", created);
+    bad |= h5a_put_str(f, "format", TOKENS_FORMAT);
+    bad |= h5a_put_i32(f, "format_version", TOKENS_FORMAT_VERSION);
+    bad |= h5a_put_i32(f, "vocab_size", meta->vocab);
+    bad |= h5a_put_i32(f, "grid", meta->grid);
+    bad |= h5a_put_i32(f, "views", meta->views);
+    bad |= h5a_put_i32(f, "tokenizer_input", meta->tokenizer_input);
+    bad |= h5a_put_i32(f, "image_height", meta->image_height);
+    bad |= h5a_put_i32(f, "image_width", meta->image_width);
+    bad |= h5a_put_i32(f, "image_channels", meta->image_channels);
+    bad |= h5a_put_str(f, "tokenizer_sha256", meta->tokenizer_sha256);
+    bad |= h5a_put_str(f, "dataset_uuid", meta->dataset_uuid);
+    bad |= h5a_put_str(f, "dataset_path", meta->dataset_path);
+    bad |= h5a_put_str(f, "config", meta->config_yaml);
+    bad |= h5a_put_str(f, "created_by", created);
     free(created);
     if (bad) w->ok = 0;
     return w;
@@ -249,7 +167,7 @@ void tokens_begin_split(tokens_writer *w, const char *split, int64_t count) {
     w->count = count;
     w->group = H5Gcreate2(w->file, split, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     if (w->group < 0) beit_fatal(BEIT_EXIT_FAILURE, "%s: cannot create group /%s", w->tmp_path, split);
-    if (put_i64(w->group, "count", count) != 0) w->ok = 0;
+    if (h5a_put_i64(w->group, "count", count) != 0) w->ok = 0;
     hid_t dcpl = H5_CHECK(H5Pcreate(H5P_DATASET_CREATE));
     H5_CHECK(H5Pset_layout(dcpl, H5D_CONTIGUOUS));
     H5_CHECK(H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY));
@@ -427,25 +345,25 @@ token_store *tokens_open(const char *path, MPI_Comm comm) {
     t->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
     if (t->file < 0) bad_tokens(t, "cannot open as HDF5 (expected a readable token store)");
-    char *fmt = get_str(t->file, "format");
+    char *fmt = h5a_get_str(t->file, "format");
     if (!fmt || strcmp(fmt, TOKENS_FORMAT) != 0)
         bad_tokens(t, "attribute 'format' is %s%s%s (expected \"%s\": a token store written by 'beit tokenize')",
                    fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "", TOKENS_FORMAT);
     free(fmt);
     int64_t v;
-    if (get_i64(t->file, "format_version", &v) != 0 || v != TOKENS_FORMAT_VERSION)
+    if (h5a_get_int(t->file, "format_version", &v) != 0 || v != TOKENS_FORMAT_VERSION)
         bad_tokens(t, "format_version is missing or not %d", TOKENS_FORMAT_VERSION);
     const char *names[7] = {"vocab_size", "grid", "views", "tokenizer_input", "image_height", "image_width",
                             "image_channels"};
     int *dst[7] = {&t->vocab, &t->grid, &t->views, &t->input, &t->H, &t->W, &t->C};
     for (int i = 0; i < 7; i++) {
-        if (get_i64(t->file, names[i], &v) != 0 || v < 1 || v > 65536)
+        if (h5a_get_int(t->file, names[i], &v) != 0 || v < 1 || v > 65536)
             bad_tokens(t, "missing or invalid attribute '%s' (expected a positive integer)", names[i]);
         *dst[i] = (int)v;
     }
     if (t->vocab > 65535) bad_tokens(t, "vocab_size %d does not fit uint16 tokens (expected <= 65535)", t->vocab);
-    t->uuid = get_str(t->file, "dataset_uuid");
-    t->sha = get_str(t->file, "tokenizer_sha256");
+    t->uuid = h5a_get_str(t->file, "dataset_uuid");
+    t->sha = h5a_get_str(t->file, "tokenizer_sha256");
     if (!t->uuid || !t->sha) bad_tokens(t, "missing attribute 'dataset_uuid' or 'tokenizer_sha256'");
 
     H5G_info_t gi;
