@@ -145,6 +145,12 @@ void beit_uuid4(char out[37]);
 char *beit_tmp_path(const char *final_path); /* "<dir>/.<base>.tmp.<pid>"; free() it */
 /* fsync + rename tmp -> final; returns 0 or -1 with errno set */
 int beit_commit_file(const char *tmp_path, const char *final_path);
+/* While a temporary output is being written, SIGINT, SIGTERM and SIGHUP remove it before the
+ * process dies (then the signal takes its default action). One guarded file per process at a
+ * time: a signal handler gets no context, so the path is process-wide state (fsutil.c).
+ * clear restores the previous handlers. */
+void beit_tmp_guard_set(const char *tmp_path);
+void beit_tmp_guard_clear(void);
 /* mkdir -p; returns 0 or -1 with errno set */
 int beit_mkdir_p(const char *path);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,4 +74,29 @@ void beit_uuid4(char out[37]) {
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+static char g_guard_tmp[4096];
+static struct sigaction g_guard_old[3];
+static const int GUARD_SIGNALS[3] = {SIGINT, SIGTERM, SIGHUP};
+
+static void guard_on_signal(int sig) {
+    if (g_guard_tmp[0]) unlink(g_guard_tmp); /* async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void beit_tmp_guard_set(const char *tmp_path) {
+    snprintf(g_guard_tmp, sizeof g_guard_tmp, "%s", tmp_path);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = guard_on_signal;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++) sigaction(GUARD_SIGNALS[i], &sa, &g_guard_old[i]);
+}
+
+void beit_tmp_guard_clear(void) {
+    if (!g_guard_tmp[0]) return;
+    for (int i = 0; i < 3; i++) sigaction(GUARD_SIGNALS[i], &g_guard_old[i], NULL);
+    g_guard_tmp[0] = '\0';
 }

@@ -50,36 +50,8 @@ struct beit_store_writer {
     /* exact per-channel histograms of the stats split */
     uint64_t hist[STORE_MAX_CHANNELS][256];
     int64_t stats_samples;
-    struct sigaction old_int, old_term, old_hup;
 };
 
-/* The temporary file to delete if a signal ends the import. Process-wide because a signal
- * handler cannot be handed a context; only one writer is open at a time. */
-static char g_sig_tmp[4096];
-
-static void on_signal(int sig) {
-    if (g_sig_tmp[0]) unlink(g_sig_tmp); /* async-signal-safe */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void install_cleanup(beit_store_writer *w) {
-    snprintf(g_sig_tmp, sizeof g_sig_tmp, "%s", w->tmp_path);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &w->old_int);
-    sigaction(SIGTERM, &sa, &w->old_term);
-    sigaction(SIGHUP, &sa, &w->old_hup);
-}
-
-static void remove_cleanup(beit_store_writer *w) {
-    sigaction(SIGINT, &w->old_int, NULL);
-    sigaction(SIGTERM, &w->old_term, NULL);
-    sigaction(SIGHUP, &w->old_hup, NULL);
-    g_sig_tmp[0] = '\0';
-}
 
 static void writer_free(beit_store_writer *w) {
     free(w->final_path);
@@ -111,7 +83,7 @@ void store_abort(beit_store_writer *w) {
         w->file = -1;
     }
     unlink(w->tmp_path);
-    remove_cleanup(w);
+    beit_tmp_guard_clear();
     writer_free(w);
 }
 
@@ -145,7 +117,7 @@ beit_store_writer *store_create(const char *final_path, const beit_store_meta *m
     w->meta.source = w->meta.stats_split = NULL;
     w->image_bytes = (size_t)meta->height * meta->width * meta->channels;
     w->label_u8 = meta->num_classes <= 256;
-    install_cleanup(w);
+    beit_tmp_guard_set(w->tmp_path);
     /* default file access: serial sec2 driver; the import is a single-process job */
     w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (w->file < 0) {
@@ -320,7 +292,7 @@ void store_commit(beit_store_writer *w) {
         store_abort(w);
         beit_fatal_user(BEIT_EXIT_IO, "%s: cannot move the finished store into place: %s", p, strerror(e));
     }
-    remove_cleanup(w);
+    beit_tmp_guard_clear();
     writer_free(w);
 }
 

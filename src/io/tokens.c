@@ -42,36 +42,8 @@ struct tokens_writer {
     hid_t group, tok, crop; /* current split, -1 when none */
     int64_t count;
     int ok; /* this rank saw no failure */
-    struct sigaction old_int, old_term, old_hup;
 };
 
-/* The temporary file a signal must remove: a handler gets no context, and one writer is open
- * per process at a time. */
-static char g_sig_tmp[4096];
-
-static void on_signal(int sig) {
-    if (g_sig_tmp[0]) unlink(g_sig_tmp); /* async-signal-safe */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void install_signals(tokens_writer *w) {
-    snprintf(g_sig_tmp, sizeof g_sig_tmp, "%s", w->tmp_path);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &w->old_int);
-    sigaction(SIGTERM, &sa, &w->old_term);
-    sigaction(SIGHUP, &sa, &w->old_hup);
-}
-
-static void restore_signals(tokens_writer *w) {
-    sigaction(SIGINT, &w->old_int, NULL);
-    sigaction(SIGTERM, &w->old_term, NULL);
-    sigaction(SIGHUP, &w->old_hup, NULL);
-    g_sig_tmp[0] = '\0';
-}
 
 /* Rank 0: remove ".<base>.tmp.*" beside final_path (what a killed run leaves behind). */
 static void remove_stale_tmp(const char *final_path) {
@@ -124,13 +96,13 @@ tokens_writer *tokens_create(const char *final_path, const tokens_meta *meta, MP
     if (prep) beit_fatal_user(BEIT_EXIT_IO, "%s: cannot create its directory: %s", final_path, strerror(prep));
     bcast_string(comm, &w->tmp_path, w->rank);
 
-    install_signals(w);
+    beit_tmp_guard_set(w->tmp_path);
     hid_t fapl = H5_CHECK(H5Pcreate(H5P_FILE_ACCESS));
     H5_CHECK(H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL));
     w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (w->file < 0) {
-        restore_signals(w);
+        beit_tmp_guard_clear();
         beit_fatal_user(BEIT_EXIT_IO, "%s: cannot create the token store (temporary file %s): not writable?",
                         final_path, w->tmp_path);
     }
@@ -231,7 +203,7 @@ void tokens_end_split(tokens_writer *w) {
 }
 
 static void writer_free(tokens_writer *w) {
-    restore_signals(w);
+    beit_tmp_guard_clear();
     free(w->final_path);
     free(w->tmp_path);
     free(w);

@@ -344,7 +344,7 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     task.steps_per_epoch = source_steps_per_epoch(&t->src);
     task.images_per_step = c->train.global_batch;
     task.nmetrics = 2;
-    task.metric_names[0] = t->head == HEAD_TOKENS ? "loss" : "loss";
+    task.metric_names[0] = "loss"; /* cross-entropy (tokens) or MSE (pixels) */
     task.metric_names[1] = "mim_acc";
     task.prepare = pre_prepare;
     task.forward_backward = pre_fwd_bwd;
