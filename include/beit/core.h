@@ -61,6 +61,10 @@ char *xstrdup_at(const char *file, int line, const char *s);
 float *xalloc_floats_at(const char *file, int line, size_t n);
 #define xalloc_floats(n) xalloc_floats_at(__FILE__, __LINE__, (n))
 
+/* For functions that report failure as -1 plus a one-line reason in a caller's buffer:
+ * format into err (when err and errlen are set) and return -1. */
+int beit_errf(char *err, size_t errlen, const char *fmt, ...) BEIT_PRINTF(3, 4);
+
 /* printf into a fresh heap string */
 char *xasprintf(const char *fmt, ...) BEIT_PRINTF(1, 2);
 

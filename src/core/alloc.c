@@ -59,3 +59,13 @@ char *xasprintf(const char *fmt, ...) {
     va_end(ap);
     return s;
 }
+
+int beit_errf(char *err, size_t errlen, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}

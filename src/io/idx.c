@@ -11,16 +11,6 @@
 #include <string.h>
 #include <zlib.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) BEIT_PRINTF(3, 4);
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 /* Why gzread stopped early: a zlib error (returns its code), or a plain end of input (Z_OK).
  * zlib prefixes its messages with the path; the caller prints the path already. */
@@ -62,22 +52,22 @@ int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t 
     char why[256];
 
     gzFile f = gzopen(path, "rb");
-    if (!f) return fail(err, errlen, "cannot open: %s (expected a gzip-compressed %s)", strerror(errno), what);
+    if (!f) return beit_errf(err, errlen, "cannot open: %s (expected a gzip-compressed %s)", strerror(errno), what);
     gzbuffer(f, 1 << 18);
 
     uint8_t hdr[16];
     size_t got = gz_read_all(f, hdr, hdr_len);
     if (gzdirect(f)) {
         gzclose(f);
-        return fail(err, errlen, "not a gzip file (expected a gzip-compressed %s)", what);
+        return beit_errf(err, errlen, "not a gzip file (expected a gzip-compressed %s)", what);
     }
     if (got < hdr_len) {
         int code = gz_reason(f, path, why, sizeof why);
         gzclose(f);
         /* zlib inflates ahead into its buffer, so damage anywhere in a small file can surface here */
         if (code == Z_DATA_ERROR || code == Z_ERRNO)
-            return fail(err, errlen, "%s (expected an intact gzip-compressed %s)", why, what);
-        return fail(err, errlen, "%s in the header: %zu of %zu bytes (expected a complete %s header)", why, got,
+            return beit_errf(err, errlen, "%s (expected an intact gzip-compressed %s)", why, what);
+        return beit_errf(err, errlen, "%s in the header: %zu of %zu bytes (expected a complete %s header)", why, got,
                     hdr_len, what);
     }
     uint32_t magic = be32(hdr);
@@ -86,14 +76,14 @@ int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t 
         const char *hint = magic == IDX_MAGIC_IMAGES   ? " (an image file)"
                            : magic == IDX_MAGIC_LABELS ? " (a label file)"
                                                        : "";
-        return fail(err, errlen, "bad magic number 0x%08x%s (expected 0x%08x for an %s)", magic, hint, want_magic,
+        return beit_errf(err, errlen, "bad magic number 0x%08x%s (expected 0x%08x for an %s)", magic, hint, want_magic,
                     what);
     }
     int64_t count = be32(hdr + 4);
     int64_t rows = images ? be32(hdr + 8) : 0, cols = images ? be32(hdr + 12) : 0;
     if (images && (rows < 1 || cols < 1 || rows > 65536 || cols > 65536)) {
         gzclose(f);
-        return fail(err, errlen, "implausible image size %lldx%lld (expected 1..65536 per side)", (long long)rows,
+        return beit_errf(err, errlen, "implausible image size %lldx%lld (expected 1..65536 per side)", (long long)rows,
                     (long long)cols);
     }
     size_t per = images ? (size_t)(rows * cols) : 1;
@@ -118,9 +108,9 @@ int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t 
         gzclose(f);
         free(data);
         if (images)
-            return fail(err, errlen, "%s after %zu of %zu data bytes (expected %lld images of %lldx%lld)", why, have,
+            return beit_errf(err, errlen, "%s after %zu of %zu data bytes (expected %lld images of %lldx%lld)", why, have,
                         total, (long long)count, (long long)rows, (long long)cols);
-        return fail(err, errlen, "%s after %zu of %zu data bytes (expected %lld labels)", why, have, total,
+        return beit_errf(err, errlen, "%s after %zu of %zu data bytes (expected %lld labels)", why, have, total,
                     (long long)count);
     }
     /* The stream must end here, and end cleanly: reading on makes zlib check the trailer
@@ -134,19 +124,19 @@ int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t 
     if (more > 0 && code == Z_OK) {
         gzclose(f);
         free(data);
-        return fail(err, errlen, "%zu bytes of extra data after the %lld %s (expected the file to end)", more,
+        return beit_errf(err, errlen, "%zu bytes of extra data after the %lld %s (expected the file to end)", more,
                     (long long)count, images ? "images" : "labels");
     }
     if (r < 0 || code != Z_OK) {
         gz_reason(f, path, why, sizeof why);
         gzclose(f);
         free(data);
-        return fail(err, errlen, "%s at the end of the data (expected a clean end of the gzip stream)", why);
+        return beit_errf(err, errlen, "%s at the end of the data (expected a clean end of the gzip stream)", why);
     }
     int rc = gzclose(f);
     if (rc != Z_OK) {
         free(data);
-        return fail(err, errlen, "gzclose failed with zlib error %d (expected a readable gzip file)", rc);
+        return beit_errf(err, errlen, "gzclose failed with zlib error %d (expected a readable gzip file)", rc);
     }
     out->count = count;
     out->rows = (int)rows;

@@ -15,29 +15,19 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) BEIT_PRINTF(3, 4);
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
 
 enum { FMT_UNKNOWN, FMT_PNG, FMT_JPEG };
 
 static int sniff(const char *path, int *fmt, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, errlen, "cannot open: %s", strerror(errno));
+    if (!f) return beit_errf(err, errlen, "cannot open: %s", strerror(errno));
     uint8_t b[8] = {0};
     size_t n = fread(b, 1, sizeof b, f);
     fclose(f);
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (n == 8 && memcmp(b, png_sig, 8) == 0) *fmt = FMT_PNG;
     else if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) *fmt = FMT_JPEG;
-    else return fail(err, errlen, "not a PNG or JPEG image (unrecognised file signature)");
+    else return beit_errf(err, errlen, "not a PNG or JPEG image (unrecognised file signature)");
     return 0;
 }
 
@@ -47,7 +37,7 @@ static int png_probe(const char *path, int *h, int *w, int *gray, char *err, siz
     png_image im;
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return fail(err, errlen, "bad PNG: %s", im.message);
+    if (!png_image_begin_read_from_file(&im, path)) return beit_errf(err, errlen, "bad PNG: %s", im.message);
     *h = (int)im.height;
     *w = (int)im.width;
     *gray = (im.format & PNG_FORMAT_FLAG_COLOR) == 0;
@@ -59,10 +49,10 @@ static int png_load(const char *path, int channels, beit_image *out, char *err, 
     png_image im;
     memset(&im, 0, sizeof im);
     im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return fail(err, errlen, "bad PNG: %s", im.message);
+    if (!png_image_begin_read_from_file(&im, path)) return beit_errf(err, errlen, "bad PNG: %s", im.message);
     if (im.width == 0 || im.height == 0 || im.width > 65536 || im.height > 65536) {
         png_image_free(&im);
-        return fail(err, errlen, "PNG size %ux%u (expected 1..65536 per side)", im.width, im.height);
+        return beit_errf(err, errlen, "PNG size %ux%u (expected 1..65536 per side)", im.width, im.height);
     }
     im.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
     size_t n = PNG_IMAGE_SIZE(im);
@@ -73,7 +63,7 @@ static int png_load(const char *path, int channels, beit_image *out, char *err, 
         snprintf(msg, sizeof msg, "%s", im.message);
         png_image_free(&im);
         free(pix);
-        return fail(err, errlen, "bad PNG: %s", msg);
+        return beit_errf(err, errlen, "bad PNG: %s", msg);
     }
     out->h = (int)im.height;
     out->w = (int)im.width;
@@ -143,7 +133,7 @@ static int jpeg_run(jpeg_job *j, int header_only) {
 static int jpeg_open(jpeg_job *j, const char *path, char *err, size_t errlen) {
     memset(j, 0, sizeof *j);
     j->f = fopen(path, "rb");
-    if (!j->f) return fail(err, errlen, "cannot open: %s", strerror(errno));
+    if (!j->f) return beit_errf(err, errlen, "cannot open: %s", strerror(errno));
     return 0;
 }
 
@@ -158,7 +148,7 @@ static int jpeg_probe(const char *path, int *h, int *w, int *gray, char *err, si
     int rc = jpeg_open(j, path, err, errlen);
     if (rc == 0) {
         if (jpeg_run(j, 1) != 0) {
-            rc = fail(err, errlen, "bad JPEG: %s", j->jerr.msg);
+            rc = beit_errf(err, errlen, "bad JPEG: %s", j->jerr.msg);
         } else {
             *h = (int)j->ci.image_height;
             *w = (int)j->ci.image_width;
@@ -178,7 +168,7 @@ static int jpeg_load(const char *path, int channels, beit_image *out, char *err,
         return rc;
     }
     if (jpeg_run(j, 0) != 0) {
-        rc = fail(err, errlen, "bad JPEG: %s", j->jerr.msg);
+        rc = beit_errf(err, errlen, "bad JPEG: %s", j->jerr.msg);
         jpeg_close(j);
         free(j);
         return rc;
@@ -231,7 +221,7 @@ int image_probe(const char *path, int *h, int *w, int *gray, char *err, size_t e
 int image_load(const char *path, int channels, beit_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (channels != 1 && channels != 3)
-        return fail(err, errlen, "cannot decode to %d channels (expected 1 or 3)", channels);
+        return beit_errf(err, errlen, "cannot decode to %d channels (expected 1 or 3)", channels);
     int fmt = FMT_UNKNOWN;
     if (sniff(path, &fmt, err, errlen) != 0) return -1;
     return fmt == FMT_PNG ? png_load(path, channels, out, err, errlen) : jpeg_load(path, channels, out, err, errlen);
