@@ -50,6 +50,12 @@ void ckpt_open(ckpt_reader *r, const char *path);
 /* Load every tensor of the table by name; a missing tensor or a shape that differs ends the
  * job with BEIT_EXIT_MISMATCH naming the tensor and both shapes. */
 void ckpt_load_params(ckpt_reader *r, param_table *pt);
+/* Read /params/<name> into dst (p gives the expected shape; p->name may differ from name,
+ * e.g. a shared table copied into a per-block one). Returns 0 when the checkpoint has no such
+ * tensor; a shape that differs ends the job with BEIT_EXIT_MISMATCH naming both. */
+int ckpt_read_param(ckpt_reader *r, const char *name, const param_info *p, float *dst);
+/* Size of axis `axis` of /params/<name>, or -1 when the tensor (or the axis) is absent. */
+int64_t ckpt_param_dim(ckpt_reader *r, const char *name, int axis);
 /* Load the AdamW state (BEIT_EXIT_CHECKPOINT if the file has none). */
 void ckpt_load_optim(ckpt_reader *r, const param_table *pt, float *m, float *v);
 void ckpt_close(ckpt_reader *r);

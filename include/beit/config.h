@@ -122,8 +122,9 @@ typedef struct {
         int task; /* enum beit_ft_task */
         int pool; /* enum beit_pool */
         double label_smoothing, layer_decay, head_init_scale;
-        beit_int_list seg_blocks; /* 1-based block numbers */
-        int probe_block;          /* 1-based; -1 = the last block */
+        beit_int_list seg_blocks;   /* 1-based block numbers */
+        int decoder_dim;            /* segmentation decoder channels */
+        beit_int_list probe_blocks; /* 1-based; -1 = the last block */
     } finetune;
 
     struct {
@@ -173,8 +174,8 @@ void config_set(beit_config *c, const char *assignment);
  * mask.min_aspect <= effective max_aspect; dvae.image_size divisible by 2^(len(widths)-1);
  * aug crop scale/ratio min <= max; 0 < micro_batch <= global_batch when micro_batch > 0;
  * optim.min_lr <= optim.lr; for task finetune with finetune.task segmentation, every
- * finetune.seg_blocks entry <= model.depth; for task probe, finetune.probe_block is -1 or
- * in 1..model.depth. */
+ * finetune.seg_blocks entry <= model.depth; for task probe, every finetune.probe_blocks entry is
+ * -1 or in 1..model.depth. */
 void config_validate(const beit_config *c, const char *source);
 
 /* A command that needs a key without a usable default (a string key still "" or an enum

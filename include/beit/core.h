@@ -89,6 +89,7 @@ int beit_nranks(void);
 
 /* ---- logging (rank 0 only unless _all) ------------------------------------------------ */
 void beit_log(const char *fmt, ...) BEIT_PRINTF(1, 2);     /* rank 0, stdout */
+void beit_log_to_stderr(void); /* beit_log to stderr from now on (stdout carries a result) */
 void beit_warn(const char *fmt, ...) BEIT_PRINTF(1, 2);    /* rank 0, stderr */
 void beit_log_all(const char *fmt, ...) BEIT_PRINTF(1, 2); /* every rank, prefixed */
 
@@ -107,6 +108,7 @@ enum {
     RNG_VIEW = 7,
     RNG_SYNTH = 8,
     RNG_DROPOUT = 9,
+    RNG_MOSAIC = 10,
     RNG_TEST = 100,
 };
 

@@ -46,6 +46,7 @@ typedef struct {
     int64_t max_steps;    /* --steps: stop after this many steps in this invocation (-1: none) */
     const char *resume;   /* NULL, "auto" or a checkpoint path */
     const char *source;   /* the job's origin, for messages */
+    const char *init;     /* finetune / probe: the pre-trained checkpoint, or "none" */
 } train_opts;
 
 typedef struct {

@@ -76,16 +76,28 @@ typedef struct {
     float init_trunc;       /* truncation of the init normal in units of init_std: unilm's
                                pre-training code cuts at +-1 std (a=-std, b=std) -> 1 */
     int all_tokens;         /* 1: the head runs on every patch position (ablation) */
+    /* Pre-training model vs the fine-tuning encoder (unilm modeling_finetune):
+     *   mim = 1: mask_token and lm_head exist (pre-training). mim = 0: neither (no mask may
+     *            be passed to vit_forward; vit_mim_* must not be called): heads live in the task.
+     *   rel_per_block = 1 (VIT_BEIT): every block has its own table
+     *            blocks.k.attn.relative_position_bias_table (layer id k+1), initialised from
+     *            the shared pre-training table when a pre-trained model is loaded;
+     *            0: one shared rel_pos_bias.relative_position_bias_table (layer id L+1).
+     *   final_norm = 0: no `norm` after the blocks; a.feat is the last block's output as is
+     *            (mean pooling: the classifier has its own fc_norm, as the reference). */
+    int mim, rel_per_block, final_norm;
 } vit_dims;
 
 /* BEiT-base-like defaults for the fields that are not sizes: VIT_BEIT, HEAD_TOKENS,
- * layer_scale_init 0.1, ln_eps 1e-6, init_std 0.02, init_trunc 1, all_tokens 0. Sizes 0. */
+ * layer_scale_init 0.1, ln_eps 1e-6, init_std 0.02, init_trunc 1, all_tokens 0, mim 1,
+ * rel_per_block 0, final_norm 1 (the pre-training model). Sizes 0. */
 vit_dims vit_dims_defaults(void);
 
 /* Parameter indices of one block in the table (-1 = absent). */
 typedef struct {
     int norm1_w, norm1_b, qkv_w, q_bias, v_bias, proj_w, proj_b, gamma_1;
     int norm2_w, norm2_b, fc1_w, fc1_b, fc2_w, fc2_b, gamma_2;
+    int rel; /* blocks.k.attn.relative_position_bias_table (rel_per_block) */
 } vit_block_params;
 
 /* Activations of the current batch ([B,...] with B <= max_batch). N = B*T rows. */
@@ -104,7 +116,8 @@ typedef struct {
     float *mlpout;          /* [L][B,T,D] fc2 output */
     float *feat, *feat_mean, *feat_rstd; /* [B,T,D] final norm output, its statistics */
     float *dfeat;           /* [B,T,D] gradient w.r.t. feat (heads accumulate here) */
-    float *relbias;         /* [NH,T,T] gathered relative bias (VIT_BEIT) */
+    float *relbias;         /* [NH,T,T] gathered relative bias (VIT_BEIT); [L][NH,T,T] with
+                               rel_per_block */
     uint8_t *mask;          /* [B,Np] copy of the mask (0 if NULL was passed) */
     float *dp;              /* [L][B] copy of the drop-path scales (1 if NULL was passed) */
     int has_dp;

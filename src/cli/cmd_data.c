@@ -2,12 +2,14 @@
  *
  *   beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] OUT.h5
  *   beit data import folder DIR OUT.h5 --size S [--split-name NAME] [--test-fraction F]
+ *   beit data mosaic --data FMNIST.h5 --seed S [--train N] [--test N] [--png FILE] OUT.h5
  *   beit data info FILE.h5
  *
  * Imports are single-process jobs: under mpirun, rank 0 works and the others wait. */
 #include "commands.h"
 #include "beit/core.h"
 #include "beit/image.h"
+#include "beit/mosaic.h"
 #include "beit/store.h"
 
 #include <ctype.h>
@@ -88,6 +90,7 @@ static void usage_data(FILE *f) {
                "subcommands:\n"
                "  import fashion-mnist   import the Fashion-MNIST IDX files (Debian dataset-fashion-mnist)\n"
                "  import folder          import a class-per-subfolder tree of PNG/JPEG images\n"
+               "  mosaic                 build a segmentation store (per-pixel masks) from Fashion-MNIST\n"
                "  info                   describe a store: layout, attributes, per-class counts\n"
                "\n"
                "`beit data <subcommand> --help` describes each. Example:\n"
@@ -144,12 +147,39 @@ static void usage_folder(FILE *f) {
                "  beit data import folder ~/pets data/pets.h5 --size 64 --test-fraction 0.1\n");
 }
 
+static void usage_mosaic(FILE *f) {
+    fprintf(f, "usage: beit data mosaic --data FMNIST.h5 --seed S [--train N] [--test N] [--png FILE] OUT.h5\n"
+               "\n"
+               "Builds a semantic-segmentation store from a Fashion-MNIST store (28x28x1, 10 classes):\n"
+               "each sample pastes 1..4 garments of the same split, downscaled to 14x14, at random\n"
+               "positions on a black 28x28 canvas; pixels >= %d of a garment overwrite the canvas and\n"
+               "the mask (the later garment wins). Masks /<split>/masks uint8 [N,28,28] hold 0 for\n"
+               "background and 1..10 for the garment classes; the label of a sample is the class\n"
+               "covering the most pixels (0 if none). 11 classes: background + the source's 10.\n"
+               "Everything is drawn from (seed, split, sample index): the same seed gives the same\n"
+               "images, labels and masks. Recipe: datasets/mosaic.md.\n"
+               "\n"
+               "flags:\n"
+               "  --data FILE     the source store (required; e.g. from 'beit data import fashion-mnist')\n"
+               "  --seed S        the seed (required, 0..2^63-1)\n"
+               "  --train N       samples of split train (default: as many as the source's train split)\n"
+               "  --test N        samples of split test (default: as many as the source's test split)\n"
+               "  --png FILE      also write a PNG of the first 16 train images beside their masks\n"
+               "  -h, --help      this text\n"
+               "\n"
+               "example:\n"
+               "  beit data mosaic --data data/fmnist.h5 --seed 1 --png mosaic.png data/mosaic.h5\n",
+            MOSAIC_FOREGROUND);
+}
+
 static void usage_info(FILE *f) {
     fprintf(f, "usage: beit data info FILE.h5\n"
                "\n"
                "Prints the store's layout (groups, datasets with shape, type, chunks, filters and size\n"
-               "on disk), its attributes, and statistics: per-class sample counts of every split and\n"
-               "the per-channel mean/std. A missing file or one that is not a dataset store exits 3.\n"
+               "on disk), its attributes, and statistics: per-class sample counts of every split,\n"
+               "the per-channel mean/std and, for stores with masks, the per-class pixel frequencies\n"
+               "of every split (every mask is read and checked). A missing file, one that is not a\n"
+               "dataset store or a mask value outside [0, num_classes) exits 3.\n"
                "\n"
                "flags:\n"
                "  -h, --help   this text\n"
@@ -457,6 +487,39 @@ static int import_folder(int argc, char **argv) {
 }
 
 /* ======================================================================================== */
+/* mosaic                                                                                   */
+/* ======================================================================================== */
+
+static int cmd_mosaic(int argc, char **argv) {
+    const char *cmd = "beit data mosaic";
+    const char *data = NULL, *seed_s = NULL, *train_s = NULL, *test_s = NULL, *png = NULL, *pos[1];
+    opt_t opts[] = {{"--data", &data}, {"--seed", &seed_s}, {"--train", &train_s},
+                    {"--test", &test_s}, {"--png", &png},   {NULL, NULL}};
+    int npos;
+    if (parse_args(cmd, argc, argv, opts, pos, 1, &npos, usage_mosaic)) return 0;
+    if (npos != 1) beit_fatal_user(BEIT_EXIT_USAGE, "%s: missing OUT.h5 (see '%s --help')", cmd, cmd);
+    if (!data) beit_fatal_user(BEIT_EXIT_USAGE, "%s: --data is required (see '%s --help')", cmd, cmd);
+    if (!seed_s) beit_fatal_user(BEIT_EXIT_USAGE, "%s: --seed is required (see '%s --help')", cmd, cmd);
+    mosaic_opts o = {.src_path = data, .out_path = pos[0], .png_path = png, .n_train = -1, .n_test = -1};
+    o.seed = (uint64_t)parse_int(cmd, "--seed", seed_s, 0, INT64_MAX);
+    /* sample indices are the 32-bit b of the RNG stream; store_read takes int counts */
+    if (train_s) o.n_train = parse_int(cmd, "--train", train_s, 1, INT32_MAX);
+    if (test_s) o.n_test = parse_int(cmd, "--test", test_s, 1, INT32_MAX);
+    if (beit_rank() != 0) return 0;
+    double t0 = beit_now();
+    mosaic_build(&o);
+    beit_store *s = store_open(o.out_path, MPI_COMM_NULL);
+    char dur[32];
+    beit_log("wrote %s: mosaic of %s (seed %llu), train %lld, test %lld images of 28x28x1 with masks, %d classes (%s)",
+             o.out_path, data, (unsigned long long)o.seed, (long long)store_split_count(s, "train"),
+             (long long)store_split_count(s, "test"), store_num_classes(s),
+             beit_fmt_duration(beit_now() - t0, dur, sizeof dur));
+    store_close(s);
+    if (png) beit_log("wrote %s: the first 16 train images and their masks", png);
+    return 0;
+}
+
+/* ======================================================================================== */
 /* info                                                                                     */
 /* ======================================================================================== */
 
@@ -645,6 +708,8 @@ static int cmd_info(int argc, char **argv) {
     printf("  created_by   %s\n", s->created_by);
     printf("  images       %d x %d x %d (height x width x channels), uint8\n", s->height, s->width, C);
     printf("  classes      %d\n", s->num_classes);
+    if (store_has_masks(s))
+        printf("  masks        %d x %d per-pixel class, uint8 (pixel_labels = 1)\n", s->height, s->width);
     printf("  splits      ");
     for (int i = 0; i < s->nsplits; i++) printf(" %s (%lld)", s->splits[i].name, (long long)s->splits[i].count);
     printf("\n  mean         [");
@@ -693,6 +758,37 @@ static int cmd_info(int argc, char **argv) {
     }
     free(counts);
     free(bad);
+    if (store_has_masks(s)) { /* per-class pixel frequencies, every mask read (and checked) */
+        enum { RB = 1024 };
+        size_t mb = (size_t)s->height * s->width;
+        int64_t *idx = xmalloc(RB * sizeof *idx);
+        uint8_t *m = xmalloc(RB * mb);
+        double **freq = xcalloc((size_t)s->nsplits, sizeof *freq);
+        for (int i = 0; i < s->nsplits; i++) {
+            int64_t cnt[256] = {0};
+            for (int64_t j0 = 0; j0 < s->splits[i].count; j0 += RB) {
+                int nb = (int)(s->splits[i].count - j0 < RB ? s->splits[i].count - j0 : RB);
+                for (int j = 0; j < nb; j++) idx[j] = j0 + j;
+                store_read_masks(s, s->splits[i].name, idx, nb, m);
+                for (size_t p = 0; p < (size_t)nb * mb; p++) cnt[m[p]]++;
+            }
+            freq[i] = xcalloc((size_t)s->num_classes, sizeof **freq);
+            double tot = (double)s->splits[i].count * (double)mb;
+            for (int k = 0; k < s->num_classes; k++) freq[i][k] = tot > 0 ? 100.0 * (double)cnt[k] / tot : 0;
+        }
+        printf("\npixels per class (%% of the split's pixels)\n  %-4s %-20s", "#", "class");
+        for (int i = 0; i < s->nsplits; i++) printf(" %10s", s->splits[i].name);
+        printf("\n");
+        for (int k = 0; k < s->num_classes; k++) {
+            printf("  %-4d %-20s", k, s->class_names[k]);
+            for (int i = 0; i < s->nsplits; i++) printf(" %9.3f%%", freq[i][k]);
+            printf("\n");
+        }
+        for (int i = 0; i < s->nsplits; i++) free(freq[i]);
+        free(freq);
+        free(idx);
+        free(m);
+    }
     fflush(stdout);
     int nk = s->num_classes;
     store_close(s);
@@ -730,9 +826,11 @@ int cmd_data(int argc, char **argv) {
         rc = cmd_import(argc - 1, argv + 1);
     } else if (!strcmp(argv[1], "info")) {
         rc = cmd_info(argc - 1, argv + 1);
+    } else if (!strcmp(argv[1], "mosaic")) {
+        rc = cmd_mosaic(argc - 1, argv + 1);
     } else {
         beit_fatal_user(BEIT_EXIT_USAGE,
-                        "beit data: unknown subcommand '%s' (expected import or info; see 'beit data "
+                        "beit data: unknown subcommand '%s' (expected import, mosaic or info; see 'beit data "
                         "--help')",
                         argv[1]);
     }

@@ -20,7 +20,7 @@ static const char *USAGE =
 
 int cmd_dvae(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "train"))
-        return run_training_command(argc - 1, argv + 1, BEIT_TASK_DVAE, "dvae train", USAGE, dvae_train_main);
+        return run_training_command(argc - 1, argv + 1, BEIT_TASK_DVAE, "dvae train", USAGE, dvae_train_main, NULL, NULL);
     int help = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
     if (beit_rank() == 0) fprintf(help ? stdout : stderr, "%s\n", USAGE);
     return help ? 0 : BEIT_EXIT_USAGE;

@@ -17,5 +17,5 @@ static const char *USAGE =
     "Example: mpirun -np 2 build/beit pretrain -c jobs/fmnist/pretrain.yaml --out runs/pretrain";
 
 int cmd_pretrain(int argc, char **argv) {
-    return run_training_command(argc, argv, BEIT_TASK_PRETRAIN, "pretrain", USAGE, pretrain_main);
+    return run_training_command(argc, argv, BEIT_TASK_PRETRAIN, "pretrain", USAGE, pretrain_main, NULL, NULL);
 }

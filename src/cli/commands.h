@@ -9,5 +9,9 @@ int cmd_config(int argc, char **argv); /* beit config --help | defaults */
 int cmd_dvae(int argc, char **argv);   /* beit dvae train */
 int cmd_pretrain(int argc, char **argv); /* beit pretrain */
 int cmd_tokenize(int argc, char **argv);
+int cmd_finetune(int argc, char **argv); /* beit finetune */
+int cmd_probe(int argc, char **argv);    /* beit probe */
+int cmd_eval(int argc, char **argv);     /* beit eval */
+int cmd_attn(int argc, char **argv);     /* beit attn */
 
 #endif

@@ -23,6 +23,10 @@ static const command COMMANDS[] = {
     {"dvae", cmd_dvae, "train the dVAE visual tokenizer (stage 1)"},
     {"tokenize", cmd_tokenize, "encode a dataset into visual tokens (HDF5), MPI-parallel"},
     {"pretrain", cmd_pretrain, "masked image modeling pre-training of the ViT encoder (stage 2)"},
+    {"finetune", cmd_finetune, "fine-tune a pre-trained encoder: classification or segmentation"},
+    {"probe", cmd_probe, "linear probe of a frozen encoder, per block"},
+    {"eval", cmd_eval, "evaluate a fine-tuned checkpoint on a split: one JSON line"},
+    {"attn", cmd_attn, "render self-attention maps of a reference patch (PNG)"},
     {"config", cmd_config, "list every job-file key with its type, default and meaning"},
 };
 #define NCOMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])

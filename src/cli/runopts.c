@@ -112,9 +112,10 @@ void runopts_load_config(const runopts *ro, beit_config *c) {
 }
 
 int run_training_command(int argc, char **argv, int task, const char *name, const char *usage,
-                         int (*main_fn)(const beit_config *, const train_opts *, const beit_dist *)) {
+                         int (*main_fn)(const beit_config *, const train_opts *, const beit_dist *),
+                         const extra_flag *extra, const char *const *init) {
     runopts ro;
-    if (runopts_parse(&ro, argc, argv, RUNOPT_TRAIN, NULL, usage)) return 0;
+    if (runopts_parse(&ro, argc, argv, RUNOPT_TRAIN, extra, usage)) return 0;
     beit_config c;
     runopts_load_config(&ro, &c);
     if (c.task != task)
@@ -126,6 +127,6 @@ int run_training_command(int argc, char **argv, int task, const char *name, cons
     char *yaml = config_to_yaml(&c);
     beit_log("# resolved job (%s)\n%s", runopts_source(&ro), yaml);
     free(yaml);
-    train_opts o = {ro.out, ro.steps, ro.resume, runopts_source(&ro)};
+    train_opts o = {ro.out, ro.steps, ro.resume, runopts_source(&ro), init ? *init : NULL};
     return main_fn(&c, &o, &d);
 }

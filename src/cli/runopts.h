@@ -51,10 +51,12 @@ void runopts_load_config(const runopts *ro, beit_config *c);
 /* "FILE" or "FILE + --set ..." : names the config's origin in messages */
 const char *runopts_source(const runopts *ro);
 
-/* The whole of a training command: parse the shared flags, load and check the job (its task
- * must be `task`), require --out, print the resolved job, run main_fn on MPI_COMM_WORLD. */
+/* The whole of a training command: parse the shared flags (+ `extra`, may be NULL), load and
+ * check the job (its task must be `task`), require --out, print the resolved job, run main_fn
+ * on MPI_COMM_WORLD. *init (when init is given) becomes train_opts.init. */
 #include "beit/train.h"
 int run_training_command(int argc, char **argv, int task, const char *name, const char *usage,
-                         int (*main_fn)(const beit_config *, const train_opts *, const beit_dist *));
+                         int (*main_fn)(const beit_config *, const train_opts *, const beit_dist *),
+                         const extra_flag *extra, const char *const *init);
 
 #endif

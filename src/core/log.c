@@ -4,14 +4,20 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+/* where beit_log writes: stdout, or stderr for commands whose stdout is a result (beit eval) */
+static FILE *g_log_stream;
+
+void beit_log_to_stderr(void) { g_log_stream = stderr; }
+
 void beit_log(const char *fmt, ...) {
     if (beit_rank() != 0) return;
+    FILE *f = g_log_stream ? g_log_stream : stdout;
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stdout, fmt, ap);
+    vfprintf(f, fmt, ap);
     va_end(ap);
-    fputc('\n', stdout);
-    fflush(stdout);
+    fputc('\n', f);
+    fflush(f);
 }
 
 void beit_warn(const char *fmt, ...) {

@@ -155,35 +155,74 @@ void ckpt_open(ckpt_reader *r, const char *path) {
     free(kind);
 }
 
+/* Read dataset `path` (group/name) into dst, checking its shape against p. Returns 0 if absent. */
+static int read_tensor(ckpt_reader *r, const char *path, const param_info *p, float *dst) {
+    char grp[PARAM_NAME_MAX + 64];
+    snprintf(grp, sizeof grp, "%s", path);
+    for (char *q = grp; (q = strchr(q + 1, '/'));) { /* every parent group must exist */
+        *q = '\0';
+        int ok = H5Lexists((hid_t)r->file, grp, H5P_DEFAULT) > 0;
+        *q = '/';
+        if (!ok) return 0;
+    }
+    if (H5Lexists((hid_t)r->file, path, H5P_DEFAULT) <= 0) return 0;
+    hid_t ds = H5Dopen2((hid_t)r->file, path, H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[8];
+    int nd = H5Sget_simple_extent_ndims(sp);
+    int same = nd == p->ndim;
+    if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
+    for (int d = 0; same && d < nd; d++) same = dims[d] == (hsize_t)p->shape[d];
+    if (!same) {
+        char got[128] = "", want[128] = "";
+        for (int d = 0; d < nd && d < 8; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", d ? "," : "", (unsigned long long)dims[d]);
+        for (int d = 0; d < p->ndim; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)p->shape[d]);
+        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: tensor %s has shape [%s], the model expects [%s] (tensor %s)", r->path,
+                        path, got, want, p->name);
+    }
+    H5Sclose(sp);
+    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
+        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read tensor %s (file damaged?)", r->path, path);
+    H5Dclose(ds);
+    return 1;
+}
+
 static void read_group(ckpt_reader *r, const char *group, const param_table *pt, float *dst) {
     for (int i = 0; i < pt->n; i++) {
         const param_info *p = &pt->t[i];
         char name[PARAM_NAME_MAX + 64];
         snprintf(name, sizeof name, "%s/%s", group, p->name);
-        if (H5Lexists((hid_t)r->file, group, H5P_DEFAULT) <= 0 || H5Lexists((hid_t)r->file, name, H5P_DEFAULT) <= 0)
+        if (!read_tensor(r, name, p, dst + p->offset))
             beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: tensor %s missing (the checkpoint is of another model: kind '%s')",
                             r->path, name, r->kind);
-        hid_t ds = H5Dopen2((hid_t)r->file, name, H5P_DEFAULT);
-        hid_t sp = H5Dget_space(ds);
-        hsize_t dims[8];
-        int nd = H5Sget_simple_extent_ndims(sp);
-        int same = nd == p->ndim;
-        if (nd > 0 && nd <= 8) H5Sget_simple_extent_dims(sp, dims, NULL);
-        for (int d = 0; same && d < nd; d++) same = dims[d] == (hsize_t)p->shape[d];
-        if (!same) {
-            char got[128] = "", want[128] = "";
-            for (int d = 0; d < nd && d < 8; d++)
-                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", d ? "," : "", (unsigned long long)dims[d]);
-            for (int d = 0; d < p->ndim; d++)
-                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)p->shape[d]);
-            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: tensor %s has shape [%s], the model expects [%s]", r->path, name,
-                            got, want);
-        }
-        H5Sclose(sp);
-        if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst + p->offset) < 0)
-            beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read tensor %s (file damaged?)", r->path, name);
-        H5Dclose(ds);
     }
+}
+
+int64_t ckpt_param_dim(ckpt_reader *r, const char *name, int axis) {
+    char path[PARAM_NAME_MAX + 64];
+    snprintf(path, sizeof path, "params/%s", name);
+    if (H5Lexists((hid_t)r->file, "params", H5P_DEFAULT) <= 0 || H5Lexists((hid_t)r->file, path, H5P_DEFAULT) <= 0)
+        return -1;
+    hid_t ds = H5Dopen2((hid_t)r->file, path, H5P_DEFAULT);
+    hid_t sp = H5Dget_space(ds);
+    hsize_t dims[8];
+    int nd = H5Sget_simple_extent_ndims(sp);
+    int64_t out = -1;
+    if (nd > axis && nd <= 8) {
+        H5Sget_simple_extent_dims(sp, dims, NULL);
+        out = (int64_t)dims[axis];
+    }
+    H5Sclose(sp);
+    H5Dclose(ds);
+    return out;
+}
+
+int ckpt_read_param(ckpt_reader *r, const char *name, const param_info *p, float *dst) {
+    char path[PARAM_NAME_MAX + 64];
+    snprintf(path, sizeof path, "params/%s", name);
+    return read_tensor(r, path, p, dst);
 }
 
 void ckpt_load_params(ckpt_reader *r, param_table *pt) { read_group(r, "params", pt, pt->data); }

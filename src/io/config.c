@@ -177,8 +177,11 @@ static const key_spec KEYS[] = {
      "factor on the head's initial weights"},
     {"finetune.seg_blocks", T_INTLIST, F(finetune.seg_blocks), "[4, 6, 8, 12]", INC(1), NOB, NULL,
      "blocks (1-based) whose outputs feed the segmentation head"},
-    {"finetune.probe_block", T_INT, F(finetune.probe_block), "-1", INC(-1), NOB, NULL,
-     "block (1-based) whose pooled output the linear probe reads (-1 = the last block)"},
+    {"finetune.decoder_dim", T_INT, F(finetune.decoder_dim), "64", INC(1), NOB, NULL,
+     "channels of the segmentation decoder"},
+    {"finetune.probe_blocks", T_INTLIST, F(finetune.probe_blocks), "[-1]", INC(-1), NOB, NULL,
+     "blocks (1-based) whose average-pooled outputs the linear probe reads, one probe each "
+     "(-1 = the last block)"},
 
     {"train.epochs", T_FLOAT, F(train.epochs), "1", EXC(0), NOB, NULL,
      "length of training in epochs (may be fractional)"},
@@ -1134,6 +1137,8 @@ void config_validate(const beit_config *c, const char *s) {
         BAD("%s: model.img_size (%d) must be divisible by model.patch_size (%d)", s, c->model.img_size,
             c->model.patch_size);
     long grid = c->model.img_size / c->model.patch_size;
+    /* the mask keys only matter to pre-training (fine-tuning jobs leave them at the defaults) */
+    if (c->task == BEIT_TASK_PRETRAIN) {
     if (c->mask.num_patches > grid * grid)
         BAD("%s: mask.num_patches (%d) must be <= the %ld patches of the %ldx%ld grid (model.img_size "
             "%d / model.patch_size %d)", s, c->mask.num_patches, grid * grid, grid, grid, c->model.img_size,
@@ -1151,6 +1156,7 @@ void config_validate(const beit_config *c, const char *s) {
                 c->mask.max_aspect);
         BAD("%s: mask.min_aspect (%g) must be <= mask.max_aspect, which is 0, meaning 1/mask.min_aspect "
             "= %g (so mask.min_aspect must be <= 1)", s, c->mask.min_aspect, max_aspect);
+    }
     }
     const beit_int_list *w = &c->dvae.widths;
     if (w->n < 1 || w->n > BEIT_CONFIG_LIST_MAX)
@@ -1176,9 +1182,11 @@ void config_validate(const beit_config *c, const char *s) {
             if (c->finetune.seg_blocks.v[i] > c->model.depth)
                 BAD("%s: finetune.seg_blocks[%d] (%d) must be <= model.depth (%d)", s, i,
                     c->finetune.seg_blocks.v[i], c->model.depth);
-    if (c->task == BEIT_TASK_PROBE && (c->finetune.probe_block == 0 || c->finetune.probe_block > c->model.depth))
-        BAD("%s: finetune.probe_block (%d) must be -1 (the last block) or 1..model.depth (%d)", s,
-            c->finetune.probe_block, c->model.depth);
+    if (c->task == BEIT_TASK_PROBE)
+        for (int i = 0; i < c->finetune.probe_blocks.n; i++)
+            if (c->finetune.probe_blocks.v[i] == 0 || c->finetune.probe_blocks.v[i] > c->model.depth)
+                BAD("%s: finetune.probe_blocks[%d] (%d) must be -1 (the last block) or 1..model.depth (%d)", s, i,
+                    c->finetune.probe_blocks.v[i], c->model.depth);
 }
 
 /* ---- output -------------------------------------------------------------------------------- */

@@ -23,6 +23,9 @@ vit_dims vit_dims_defaults(void) {
     d.init_std = 0.02f;
     d.init_trunc = 1.0f;
     d.all_tokens = 0;
+    d.mim = 1;
+    d.rel_per_block = 0;
+    d.final_norm = 1;
     return d;
 }
 
@@ -71,9 +74,10 @@ static void check_dims(const vit_dims *d) {
     REQUIRE(d->depth > 0, "depth = %d must be positive", d->depth);
     REQUIRE(d->mlp_hidden > 0, "mlp_hidden = %d must be positive", d->mlp_hidden);
     REQUIRE(d->variant == VIT_BEIT || d->variant == VIT_VANILLA, "unknown variant %d", (int)d->variant);
-    REQUIRE(d->head == HEAD_TOKENS || d->head == HEAD_PIXELS, "unknown head type %d", (int)d->head);
-    REQUIRE(d->head != HEAD_TOKENS || d->vocab > 0, "vocab = %d must be positive for the token head",
+    REQUIRE(!d->mim || d->head == HEAD_TOKENS || d->head == HEAD_PIXELS, "unknown head type %d", (int)d->head);
+    REQUIRE(!d->mim || d->head != HEAD_TOKENS || d->vocab > 0, "vocab = %d must be positive for the token head",
             d->vocab);
+    REQUIRE(!d->rel_per_block || d->variant == VIT_BEIT, "per-block relative position tables need the beit variant");
     REQUIRE(d->layer_scale_init >= 0.0f && isfinite(d->layer_scale_init),
             "layer_scale_init = %g must be >= 0 (0 disables LayerScale)", (double)d->layer_scale_init);
     REQUIRE(d->ln_eps > 0.0f, "ln_eps = %g must be positive", (double)d->ln_eps);
@@ -93,15 +97,16 @@ void vit_build(vit_model *m, param_table *pt, const vit_dims *d) {
     m->T = m->Np + 1;
     m->K = d->in_chans * d->patch_size * d->patch_size;
     m->hd = D / NH;
-    m->head_out = d->head == HEAD_TOKENS ? d->vocab : m->K;
+    m->head_out = !d->mim ? 0 : d->head == HEAD_TOKENS ? d->vocab : m->K;
     const int gamma = d->variant == VIT_BEIT && d->layer_scale_init > 0.0f;
     const int top = L + 1; /* layer id of everything after the blocks */
     char name[PARAM_NAME_MAX];
 
-    m->p_head_w = add2(pt, "lm_head.weight", m->head_out, D, top);
-    m->p_head_b = add1(pt, "lm_head.bias", m->head_out, top);
-    m->p_norm_w = add1(pt, "norm.weight", D, top);
-    m->p_norm_b = add1(pt, "norm.bias", D, top);
+    m->p_head_w = d->mim ? add2(pt, "lm_head.weight", m->head_out, D, top) : -1;
+    m->p_head_b = d->mim ? add1(pt, "lm_head.bias", m->head_out, top) : -1;
+    m->p_norm_w = d->final_norm ? add1(pt, "norm.weight", D, top) : -1;
+    m->p_norm_b = d->final_norm ? add1(pt, "norm.bias", D, top) : -1;
+    if (d->variant == VIT_BEIT) m->rel_rows = relpos_table_rows(m->gh, m->gw);
     m->blk = xcalloc((size_t)L, sizeof *m->blk);
     for (int l = L - 1; l >= 0; l--) {
         vit_block_params *p = &m->blk[l];
@@ -117,6 +122,7 @@ void vit_build(vit_model *m, param_table *pt, const vit_dims *d) {
         p->gamma_1 = gamma ? add1(pt, NAME("gamma_1"), D, id) : -1;
         p->proj_w = add2(pt, NAME("attn.proj.weight"), D, D, id);
         p->proj_b = add1(pt, NAME("attn.proj.bias"), D, id);
+        p->rel = d->rel_per_block ? add2(pt, NAME("attn.relative_position_bias_table"), m->rel_rows, NH, id) : -1;
         p->qkv_w = add2(pt, NAME("attn.qkv.weight"), 3 * D, D, id);
         p->q_bias = add1(pt, NAME("attn.q_bias"), D, id);
         p->v_bias = add1(pt, NAME("attn.v_bias"), D, id);
@@ -126,15 +132,14 @@ void vit_build(vit_model *m, param_table *pt, const vit_dims *d) {
     }
     m->p_rel = m->p_pos = -1;
     if (d->variant == VIT_BEIT) {
-        m->rel_rows = relpos_table_rows(m->gh, m->gw);
-        m->p_rel = add2(pt, "rel_pos_bias.relative_position_bias_table", m->rel_rows, NH, top);
+        if (!d->rel_per_block) m->p_rel = add2(pt, "rel_pos_bias.relative_position_bias_table", m->rel_rows, NH, top);
         m->relpos_index = xmalloc((size_t)m->T * m->T * sizeof(int));
         relpos_index_build(m->relpos_index, m->gh, m->gw);
     } else {
         m->p_pos = add3(pt, "pos_embed", 1, m->T, D, 0);
     }
     m->p_cls = add3(pt, "cls_token", 1, 1, D, 0);
-    m->p_mask = add3(pt, "mask_token", 1, 1, D, 0);
+    m->p_mask = d->mim ? add3(pt, "mask_token", 1, 1, D, 0) : -1;
     int64_t pw[4] = {D, d->in_chans, d->patch_size, d->patch_size};
     m->p_patch_w = add(pt, "patch_embed.proj.weight", 4, pw, 0);
     m->p_patch_b = add1(pt, "patch_embed.proj.bias", D, 0);
@@ -195,6 +200,7 @@ void vit_init(const vit_model *m, param_table *pt, uint64_t seed) {
         fill_const(pt, p->fc2_b, 0.0f);
         fill_const(pt, p->gamma_1, m->d.layer_scale_init);
         fill_const(pt, p->gamma_2, m->d.layer_scale_init);
+        fill_const(pt, p->rel, 0.0f);
         /* fix_init_weight: rescale the residual-branch outputs by 1/sqrt(2 l), l 1-based */
         const float div = (float)sqrt(2.0 * (l + 1));
         float *w = params_data(pt, p->proj_w);
@@ -240,7 +246,7 @@ void vit_alloc(vit_model *m, int max_batch) {
     a->feat_mean = xalloc_floats(BT);
     a->feat_rstd = xalloc_floats(BT);
     a->dfeat = xalloc_floats(BTD);
-    a->relbias = m->d.variant == VIT_BEIT ? xalloc_floats(NH * T * T) : NULL;
+    a->relbias = m->d.variant == VIT_BEIT ? xalloc_floats((m->d.rel_per_block ? L : 1) * NH * T * T) : NULL;
     a->drelbias = m->d.variant == VIT_BEIT ? xalloc_floats(NH * T * T) : NULL;
     a->mask = xcalloc(mb * Np, 1);
     a->dp = xalloc_floats(L * mb);
@@ -301,6 +307,7 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
     const size_t TD = (size_t)T * D, TH = (size_t)T * H; /* per-sample slab strides */
     const float scale = (float)(1.0 / sqrt((double)m->hd));
     m->B = B;
+    if (mask && !m->d.mim) beit_fatal(BEIT_EXIT_FAILURE, "vit_forward: a mask, but the model has no mask_token");
 
     /* remember what backward needs: the mask, the drop-path scales, the head rows */
     if (mask) memcpy(a->mask, mask, (size_t)B * Np);
@@ -315,7 +322,7 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
     float *pe = a->dx; /* [B,Np,D] scratch (backward workspace is free during forward) */
     linear_forward(pe, a->patches, P(m->p_patch_w), P(m->p_patch_b), B * Np, K, D);
     float *x0 = a->resid;
-    const float *mtok = params_data(pt, m->p_mask), *pos = P(m->p_pos);
+    const float *mtok = P(m->p_mask), *pos = P(m->p_pos);
     for (int b = 0; b < B; b++) {
         float *xb = x0 + (size_t)b * TD;
         memcpy(xb, params_data(pt, m->p_cls), (size_t)D * sizeof(float));
@@ -326,7 +333,7 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
         if (pos)
             for (size_t i = 0; i < TD; i++) xb[i] += pos[i];
     }
-    if (a->relbias) relpos_bias_forward(a->relbias, P(m->p_rel), m->relpos_index, NH, T);
+    if (a->relbias && !m->d.rel_per_block) relpos_bias_forward(a->relbias, P(m->p_rel), m->relpos_index, NH, T);
 
     for (int l = 0; l < L; l++) {
         const vit_block_params *p = &m->blk[l];
@@ -345,7 +352,12 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
         memset(a->qkvb + D, 0, (size_t)D * sizeof(float));
         memcpy(a->qkvb + 2 * D, params_data(pt, p->v_bias), (size_t)D * sizeof(float));
         linear_forward(qkv, ln1, P(p->qkv_w), a->qkvb, N, D, 3 * D);
-        attention_forward(atty, att, qkv, a->relbias, B, T, D, NH, scale);
+        float *rb = a->relbias;
+        if (p->rel >= 0) {
+            rb = a->relbias + (size_t)l * NH * T * T;
+            relpos_bias_forward(rb, P(p->rel), m->relpos_index, NH, T);
+        }
+        attention_forward(atty, att, qkv, rb, B, T, D, NH, scale);
         linear_forward(attproj, atty, P(p->proj_w), P(p->proj_b), N, D, D);
         residual_forward(xmid, x, attproj, P(p->gamma_1), s, B, T, D);
 
@@ -356,8 +368,11 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
         linear_forward(mlpout, fchg, P(p->fc2_w), P(p->fc2_b), N, H, D);
         residual_forward(xout, xmid, mlpout, P(p->gamma_2), s, B, T, D);
     }
-    layernorm_forward(a->feat, a->feat_mean, a->feat_rstd, SLICE(a->resid, L, TD), P(m->p_norm_w),
-                      P(m->p_norm_b), N, D, m->d.ln_eps);
+    if (m->d.final_norm)
+        layernorm_forward(a->feat, a->feat_mean, a->feat_rstd, SLICE(a->resid, L, TD), P(m->p_norm_w),
+                          P(m->p_norm_b), N, D, m->d.ln_eps);
+    else
+        memcpy(a->feat, SLICE(a->resid, L, TD), (size_t)N * D * sizeof(float));
     memset(a->dfeat, 0, (size_t)N * D * sizeof(float));
 }
 
@@ -465,9 +480,13 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
     float *dx = a->dx; /* running gradient of the residual stream */
 
     /* final norm */
-    memset(dx, 0, nd * sizeof(float));
-    layernorm_backward(dx, G(m->p_norm_w), G(m->p_norm_b), a->dfeat, SLICE(a->resid, L, TD), P(m->p_norm_w),
-                       a->feat_mean, a->feat_rstd, N, D);
+    if (m->d.final_norm) {
+        memset(dx, 0, nd * sizeof(float));
+        layernorm_backward(dx, G(m->p_norm_w), G(m->p_norm_b), a->dfeat, SLICE(a->resid, L, TD), P(m->p_norm_w),
+                           a->feat_mean, a->feat_rstd, N, D);
+    } else {
+        memcpy(dx, a->dfeat, nd * sizeof(float));
+    }
     if (a->drelbias) memset(a->drelbias, 0, (size_t)NH * T * T * sizeof(float));
 
     for (int l = L - 1; l >= 0; l--) {
@@ -499,7 +518,9 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
         memset(a->datty, 0, nd * sizeof(float));
         linear_backward(a->datty, G(p->proj_w), G(p->proj_b), a->dbr, atty, P(p->proj_w), N, D, D);
         memset(a->dqkv, 0, 3 * nd * sizeof(float));
+        if (p->rel >= 0) memset(a->drelbias, 0, (size_t)NH * T * T * sizeof(float));
         attention_backward(a->dqkv, a->drelbias, a->datty, qkv, att, a->att_scratch, B, T, D, NH, scale);
+        if (p->rel >= 0) relpos_bias_backward(G(p->rel), a->drelbias, m->relpos_index, NH, T);
         memset(a->dqkv_bias, 0, 3 * (size_t)D * sizeof(float));
         memset(a->dln, 0, nd * sizeof(float));
         linear_backward(a->dln, G(p->qkv_w), a->dqkv_bias, a->dqkv, ln1, P(p->qkv_w), N, D, 3 * D);
@@ -511,7 +532,7 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
         layernorm_backward(dx, G(p->norm1_w), G(p->norm1_b), a->dln, x, P(p->norm1_w), SLICE(a->ln1_mean, l, (size_t)T),
                            SLICE(a->ln1_rstd, l, (size_t)T), N, D);
     }
-    if (a->drelbias) relpos_bias_backward(G(m->p_rel), a->drelbias, m->relpos_index, NH, T);
+    if (a->drelbias && m->p_rel >= 0) relpos_bias_backward(G(m->p_rel), a->drelbias, m->relpos_index, NH, T);
 
     /* embeddings: dx is the gradient of resid[0] */
     float *dpos = G(m->p_pos), *dcls = G(m->p_cls), *dmask = G(m->p_mask);
@@ -524,7 +545,7 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
         for (int q = 0; q < Np; q++) {
             const float *src = db + (size_t)(1 + q) * D;
             float *dst = dpe + ((size_t)b * Np + q) * D;
-            if (a->mask[(size_t)b * Np + q]) {
+            if (dmask && a->mask[(size_t)b * Np + q]) {
                 for (int c = 0; c < D; c++) dmask[c] += src[c];
                 memset(dst, 0, (size_t)D * sizeof(float));
             } else {

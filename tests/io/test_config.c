@@ -150,7 +150,7 @@ static void test_defaults(void) {
          c.finetune.task == BEIT_FT_CLASSIFICATION && c.finetune.pool == BEIT_POOL_MEAN &&
          c.finetune.label_smoothing == 0.1 && c.finetune.layer_decay == 0.65 &&
          c.finetune.head_init_scale == 0.001 &&
-         list_is(&c.finetune.seg_blocks, 4, (const int[]){4, 6, 8, 12}) && c.finetune.probe_block == -1;
+         list_is(&c.finetune.seg_blocks, 4, (const int[]){4, 6, 8, 12}) && list_is(&c.finetune.probe_blocks, 1, (const int[]){-1});
     t_ok(ok, "defaults: tokenize.*, finetune.*");
     ok = c.train.epochs == 1.0 && c.train.global_batch == 256 && c.train.micro_batch == 0 &&
          c.train.log_every == 10 && c.train.ckpt_every == 0 && c.train.keep_last == 2 &&
@@ -358,8 +358,8 @@ static void test_validate(void) {
     expect_fail("seg_blocks <= depth", &(job){.sets = {"task=finetune", "finetune.task=segmentation",
                                                        "model.depth=6"}, .validate = 1},
                 "finetune.seg_blocks[2] (8) must be <= model.depth (6)", NULL);
-    expect_fail("probe_block <= depth", &(job){.sets = {"task=probe", "finetune.probe_block=13"}, .validate = 1},
-                "finetune.probe_block (13) must be -1", NULL);
+    expect_fail("probe_block <= depth", &(job){.sets = {"task=probe", "finetune.probe_blocks=[2, 13]"}, .validate = 1},
+                "finetune.probe_blocks[1] (13) must be -1", NULL);
     expect_fail("config_require of an empty string", &(job){.sets = {"task=pretrain"}, .require = "data.path"},
                 "test-source: missing required key 'data.path'", NULL);
     expect_ok("config_require of a given string", &(job){.sets = {"data.path=x.h5"}, .require = "data.path"});

@@ -63,7 +63,7 @@ class Mlp(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, dim, num_heads, qkv_bias=True):
+    def __init__(self, dim, num_heads, qkv_bias=True, window_size=None):
         super().__init__()
         self.num_heads = num_heads
         head_dim = dim // num_heads
@@ -77,6 +77,13 @@ class Attention(nn.Module):
             self.q_bias = None
             self.v_bias = None
         self.proj = nn.Linear(all_head_dim, dim)
+        if window_size is not None:  # modeling_finetune's per-block table (use_rel_pos_bias)
+            self.window_size = window_size
+            nrd = (2 * window_size[0] - 1) * (2 * window_size[1] - 1) + 3
+            self.relative_position_bias_table = nn.Parameter(torch.zeros(nrd, num_heads))
+            self.register_buffer("relative_position_index", relative_position_index(window_size), persistent=False)
+        else:
+            self.relative_position_bias_table = None
 
     def forward(self, x, rel_pos_bias=None, keep=None):
         B, N, C = x.shape
@@ -88,6 +95,10 @@ class Attention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]
         q = q * self.scale
         attn = (q @ k.transpose(-2, -1))
+        if self.relative_position_bias_table is not None:
+            T = self.window_size[0] * self.window_size[1] + 1
+            b = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(T, T, -1)
+            attn = attn + b.permute(2, 0, 1).contiguous().unsqueeze(0)
         if rel_pos_bias is not None:
             attn = attn + rel_pos_bias
         attn = attn.softmax(dim=-1)
@@ -98,10 +109,10 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim, num_heads, mlp_hidden, init_values=None, eps=1e-6):
+    def __init__(self, dim, num_heads, mlp_hidden, init_values=None, eps=1e-6, window_size=None):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = Attention(dim, num_heads, qkv_bias=True)
+        self.attn = Attention(dim, num_heads, qkv_bias=True, window_size=window_size)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, mlp_hidden)
         if init_values is not None and init_values > 0:
@@ -308,3 +319,55 @@ def param_rules(model):
         decay = not (len(param.shape) == 1 or name.endswith(".bias") or name in skip)
         rows.append((name, tuple(param.shape), int(decay), get_num_layer_for_vit(name, L + 2)))
     return rows
+
+
+class VisionTransformerFinetune(nn.Module):
+    """unilm beit/modeling_finetune.py VisionTransformer as run_class_finetuning builds it for
+    BEiT: use_rel_pos_bias (a table per block), no shared table, no abs pos (variant "beit");
+    or abs pos_embed without relative bias and LayerScale (variant "vit"). pool "mean":
+    norm = Identity, fc_norm(mean of patch tokens); pool "cls": norm, x[:, 0]. head init:
+    trunc normal(std .02) then weight and bias * init_scale. Dropout omitted (rate 0)."""
+
+    def __init__(self, img_size, patch_size, in_chans, num_classes, embed_dim, depth, num_heads,
+                 mlp_hidden, variant="beit", init_values=0.1, pool="mean", init_scale=0.001, eps=1e-6,
+                 init_std=0.02):
+        super().__init__()
+        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        self.pool = pool
+        rel = variant == "beit"
+        if not rel:
+            init_values = None
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim)) if not rel else None
+        ws = self.patch_embed.patch_shape if rel else None
+        self.blocks = nn.ModuleList([Block(embed_dim, num_heads, mlp_hidden, init_values, eps, window_size=ws)
+                                     for _ in range(depth)])
+        self.norm = nn.Identity() if pool == "mean" else nn.LayerNorm(embed_dim, eps=eps)
+        self.fc_norm = nn.LayerNorm(embed_dim, eps=eps) if pool == "mean" else None
+        self.head = nn.Linear(embed_dim, num_classes)
+        self.head.weight.data.mul_(init_scale)
+        self.head.bias.data.mul_(init_scale)
+
+    def no_weight_decay(self):
+        return {'pos_embed', 'cls_token'}
+
+    def get_num_layers(self):
+        return len(self.blocks)
+
+    def forward_features(self, x, droppath_scales=None, keep=None):
+        x = self.patch_embed(x)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        if self.pos_embed is not None:
+            x = x + self.pos_embed
+        for i, blk in enumerate(self.blocks):
+            dp = droppath_scales[i] if droppath_scales is not None else None
+            x = blk(x, dp=dp, keep=keep["attn"] if keep is not None else None)
+            if keep is not None:
+                keep["blocks"].append(x)
+        x = self.norm(x)
+        if self.fc_norm is not None:
+            return self.fc_norm(x[:, 1:, :].mean(1))
+        return x[:, 0]
+
+    def forward(self, x, droppath_scales=None, keep=None):
+        return self.head(self.forward_features(x, droppath_scales, keep))

@@ -1,0 +1,100 @@
+/* beit eval: a fine-tuned checkpoint on one split of a store, for batch scripts. Prints ONE
+ * JSON line on stdout (rank 0); everything else goes to stderr/log lines. MPI-parallel: ranks
+ * split the split and sum the counts, so any number of ranks gives the same line. */
+#include "beit/checkpoint.h"
+#include "beit/core.h"
+#include "beit/finetune.h"
+#include "commands.h"
+#include "runopts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *USAGE =
+    "usage: beit eval --checkpoint CKPT --data DATA.h5 [--split test] [--batch N] [--png FILE]\n"
+    "\n"
+    "Evaluates a fine-tuned checkpoint (beit finetune: kind finetune-cls or finetune-seg; the\n"
+    "model is rebuilt from the job stored in it) on a split of a dataset store and prints one\n"
+    "JSON line:\n"
+    "  {\"task\": \"classification\", \"split\", \"n\", \"top1\", \"top5\", \"checkpoint\",\n"
+    "   \"checkpoint_sha256\", \"kind\", \"step\", \"config\"}\n"
+    "(segmentation: \"miou\" and \"pixel_acc\" instead of top1/top5; \"config\" is the job stored in\n"
+    "the checkpoint, as YAML text). --png (segmentation): image | truth | prediction of the\n"
+    "first 8 images. Exit codes: 0 ok; 2 bad command line; 3 data unreadable or bad; 4\n"
+    "checkpoint unreadable or not a beit checkpoint; 5 checkpoint and data disagree (not a\n"
+    "fine-tuned model, image shape, class count, no pixel labels for a segmentation model).\n"
+    "Example: mpirun -np 2 build/beit eval --checkpoint runs/finetune/ckpt-00000468.h5 \\\n"
+    "           --data data/fmnist.h5 --split test";
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch == '\n') fputs("\\n", f);
+        else if (ch == '\t') fputs("\\t", f);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *ckpt = NULL, *data = NULL, *split = "test", *batch_s = "64", *png = NULL;
+    extra_flag extra[] = {{"--checkpoint", "CKPT", "fine-tuned checkpoint (beit finetune)", &ckpt},
+                          {"--data", "DATA.h5", "dataset store (beit data import / mosaic)", &data},
+                          {"--split", "NAME", "split to evaluate (default test)", &split},
+                          {"--batch", "N", "images per rank per forward (default 64)", &batch_s},
+                          {"--png", "FILE", "segmentation: image | truth | prediction PNG", &png},
+                          {NULL, NULL, NULL, NULL}};
+    runopts ro;
+    if (runopts_parse(&ro, argc, argv, 0, extra, USAGE)) return 0;
+    if (!ckpt || !data) beit_fatal_user(BEIT_EXIT_USAGE, "beit eval: --checkpoint and --data are required (see --help)");
+    char *end;
+    long batch = strtol(batch_s, &end, 10);
+    if (*end || batch < 1 || batch > 4096) beit_fatal_user(BEIT_EXIT_USAGE, "beit eval: --batch %s: expected 1..4096", batch_s);
+    beit_log_to_stderr();
+    beit_dist d;
+    dist_init(&d, MPI_COMM_WORLD);
+
+    ckpt_reader r;
+    ckpt_open(&r, ckpt);
+    const int seg = strcmp(r.kind, FT_KIND_SEG) == 0;
+    if (!seg && strcmp(r.kind, FT_KIND_CLS) != 0)
+        beit_fatal_user(BEIT_EXIT_MISMATCH,
+                        "%s: a '%s' checkpoint has no classifier or decoder; beit eval takes a fine-tuned checkpoint "
+                        "(kind %s or %s, from beit finetune)", ckpt, r.kind, FT_KIND_CLS, FT_KIND_SEG);
+    beit_config c;
+    config_load_string(&c, r.config_yaml, ckpt);
+    int64_t ncls = ckpt_param_dim(&r, seg ? "decoder.cls.bias" : "head.bias", 0);
+    if (ncls < 2) beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: no %s tensor (damaged checkpoint?)", ckpt,
+                                  seg ? "decoder.cls.bias" : "head.bias");
+    ft_model f;
+    ft_model_build(&f, &c, seg, (int)ncls, (int)batch);
+    ckpt_load_params(&r, &f.pt);
+    const int64_t step = r.step;
+    char sha[65] = "";
+    if (d.rank == 0 && beit_sha256_file(ckpt, sha) != 0)
+        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read for its sha256", ckpt);
+
+    ft_eval_result e = ft_evaluate(&f, &c, data, split, &d, png);
+    if (d.rank == 0) {
+        printf("{\"task\": \"%s\", \"split\": ", seg ? "segmentation" : "classification");
+        json_string(stdout, split);
+        printf(", \"n\": %lld", (long long)e.n);
+        if (!seg) printf(", \"top1\": %.6f, \"top5\": %.6f", e.top1, e.top5);
+        else printf(", \"miou\": %.6f, \"pixel_acc\": %.6f", e.miou, e.pixel_acc);
+        printf(", \"checkpoint\": ");
+        json_string(stdout, ckpt);
+        printf(", \"checkpoint_sha256\": \"%s\", \"kind\": \"%s\", \"step\": %lld, \"data\": ", sha, r.kind, (long long)step);
+        json_string(stdout, data);
+        printf(", \"config\": ");
+        json_string(stdout, r.config_yaml);
+        printf("}\n");
+        fflush(stdout);
+    }
+    ckpt_close(&r);
+    ft_model_free(&f);
+    return 0;
+}
