@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Downstream commands end to end on a Fashion-MNIST subset with a tiny BEiT: fine-tuning from a
+# pre-training checkpoint (weights copied by name, the shared relative position table into
+# every block), from scratch, 1 rank = 2 ranks; beit eval (1 rank = 2 ranks, exit codes),
+# beit probe, beit attn; segmentation on a mosaic store; bad inputs with clear messages.
+#   finetune.sh BEIT SRCDIR
+BEIT=$1
+SRC=$2
+. "$SRC/tests/data/tap.sh"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
+MPI="mpirun --oversubscribe"
+PY=/usr/bin/python3
+
+# a small pre-trained model: tokenizer (3 steps), tokens, MIM (6 steps)
+$BEIT data import fashion-mnist "$T/fm.h5" >/dev/null 2>&1
+cat > "$T/dvae.yaml" <<YAML
+task: dvae
+data: {path: $T/fm.h5, subset: 512}
+dvae: {image_size: 28, in_chans: 1, vocab_size: 64, widths: [4, 8, 8]}
+train: {epochs: 1, global_batch: 64, log_every: 1}
+YAML
+$BEIT dvae train -c "$T/dvae.yaml" --out "$T/dvae" --steps 3 >/dev/null 2>&1
+cat > "$T/tok.yaml" <<YAML
+task: tokenize
+data: {path: $T/fm.h5, subset: 300}
+dvae: {image_size: 28, in_chans: 1, vocab_size: 64, widths: [4, 8, 8]}
+tokenize: {views: 1, batch: 100}
+YAML
+$BEIT tokenize -c "$T/tok.yaml" --checkpoint "$T/dvae/ckpt-00000003.h5" --data "$T/fm.h5" --tokens "$T/tok.h5" >/dev/null 2>&1
+MODEL="{arch: beit, img_size: 28, patch_size: 4, in_chans: 1, embed_dim: 24, depth: 2, num_heads: 3, vocab_size: 64, drop_path: 0.1}"
+cat > "$T/pre.yaml" <<YAML
+task: pretrain
+data: {path: $T/fm.h5, tokens: $T/tok.h5, subset: 300}
+model: $MODEL
+mask: {type: block, num_patches: 20, min_patches: 4}
+train: {epochs: 1, global_batch: 32, log_every: 1}
+optim: {lr: 1.0e-2, warmup_steps: 2}
+YAML
+run $BEIT pretrain -c "$T/pre.yaml" --out "$T/pre" --steps 6
+check "a tiny pre-training checkpoint for the tests" [ "$rc" = 0 ]
+PRE="$T/pre/ckpt-00000006.h5"
+
+cat > "$T/ft.yaml" <<YAML
+task: finetune
+seed: 3
+data: {path: $T/fm.h5, subset: 512}
+aug: {crop_scale_min: 0.5}
+model: $MODEL
+finetune: {task: classification, layer_decay: 0.65}
+train: {epochs: 1, global_batch: 32, log_every: 1}
+optim: {lr: 2.0e-3, warmup_steps: 2}
+YAML
+# with lr 0 the first checkpoint holds the initial weights: the copy from pre-training
+run $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/copy" --steps 1 --set optim.lr=0 --set optim.min_lr=0
+check "finetune --init PRETRAIN: 2 per-block relative tables copied from the shared one" \
+  bash -c "[ $rc = 0 ] && grep -q '2 per-block relative position tables copied' '$T/out'"
+check "the encoder starts as the pre-trained one (every tensor by name; rel_pos_bias -> blocks.k.attn); new head" $PY - "$PRE" "$T/copy/ckpt-00000001.h5" <<'PY'
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1])["params"], h5py.File(sys.argv[2])["params"]
+names = []
+b.visit(lambda n: names.append(n) if isinstance(b[n], h5py.Dataset) else None)
+n = 0
+for k in names:
+    if k.startswith(("head.", "fc_norm.")):
+        continue
+    src = "rel_pos_bias.relative_position_bias_table" if k.endswith("attn.relative_position_bias_table") else k
+    assert np.array_equal(a[src][()], b[k][()]), k
+    n += 1
+assert "mask_token" not in b and "lm_head.weight" not in b and "norm.weight" not in b
+assert abs(b["head.weight"][()]).max() < 1e-3  # init x 0.001
+print("# %d tensors equal" % n)
+PY
+run $MPI -np 1 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/f1" --steps 8
+check "finetune 1 rank: 8 steps, eval.json with top-1/top-5" \
+  bash -c "[ $rc = 0 ] && $PY -c \"import json; e=json.load(open('$T/f1/eval.json')); assert e['n']==10000 and 0<=e['top1']<=e['top5']<=1, e\""
+check "the log names the final test accuracy" grep -q "final test accuracy: top-1" "$T/out"
+run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/f2" --steps 8
+check "finetune 2 ranks: identical parameters on both" bash -c "[ $rc = 0 ] && grep -q 'identical on all 2 ranks' '$T/out'"
+check "1 rank vs 2 ranks, same global batch: 8 losses within 1e-4 relative" $PY - "$T/f1" "$T/f2" <<'PY'
+import json, sys
+a = [json.loads(l)["loss"] for l in open(sys.argv[1] + "/metrics.jsonl")]
+b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
+w = max(abs(x - y) / abs(x) for x, y in zip(a, b)); print("# worst", w); assert len(a) == len(b) == 8 and w <= 1e-4
+PY
+run $BEIT finetune -c "$T/ft.yaml" --init none --out "$T/scratch" --steps 3 --set finetune.layer_decay=1.0
+check "finetune --init none (the no-pre-training baseline) runs" bash -c "[ $rc = 0 ] && grep -q 'init: none' '$T/out'"
+run $BEIT finetune -c "$T/ft.yaml" --out "$T/noinit" --steps 1
+check "finetune without --init: exit 2 saying what to give" bash -c "[ $rc = 2 ] && grep -q -- \"--init is required\" '$T/err'"
+
+# beit eval: one JSON line, the same on 1 and 2 ranks
+CK="$T/f1/ckpt-00000008.h5"
+run $MPI -np 1 $BEIT eval --checkpoint "$CK" --data "$T/fm.h5" --split test
+cp "$T/out" "$T/eval1"
+check "eval: exit 0, exactly one line on stdout, JSON with the documented keys" $PY - "$T/eval1" "$CK" <<'PY'
+import json, sys, hashlib
+lines = open(sys.argv[1]).read().splitlines(); assert len(lines) == 1, lines
+e = json.loads(lines[0])
+assert {"task", "split", "n", "top1", "top5", "checkpoint", "checkpoint_sha256", "config"} <= set(e), e
+assert e["task"] == "classification" and e["split"] == "test" and e["n"] == 10000
+assert e["checkpoint_sha256"] == hashlib.sha256(open(sys.argv[2], "rb").read()).hexdigest()
+assert "task: finetune" in e["config"]
+PY
+check "eval agrees with the run's own eval.json (top-1)" $PY -c "
+import json; a=json.load(open('$T/eval1')); b=json.load(open('$T/f1/eval.json')); assert abs(a['top1']-b['top1'])<1e-9, (a,b)"
+run $MPI -np 2 $BEIT eval --checkpoint "$CK" --data "$T/fm.h5" --split test
+check "eval on 2 ranks prints the identical line" cmp -s "$T/out" "$T/eval1"
+run $MPI -np 3 $BEIT eval --checkpoint "$CK" --data "$T/fm.h5" --split train --batch 50
+check "eval on 3 ranks, another split and batch: n = 60000" $PY -c "import json; e=json.load(open('$T/out')); assert e['n']==60000 and e['split']=='train'"
+run $BEIT eval --checkpoint "$T/nonexistent.h5" --data "$T/fm.h5"
+check "eval: missing checkpoint -> exit 4 naming it" bash -c "[ $rc = 4 ] && grep -q nonexistent.h5 '$T/err'"
+head -c 5000 /dev/urandom > "$T/garbage.h5"
+run $BEIT eval --checkpoint "$T/garbage.h5" --data "$T/fm.h5"
+check "eval: a file that is not HDF5 -> exit 4" [ "$rc" = 4 ]
+run $BEIT eval --checkpoint "$CK" --data "$T/none.h5"
+check "eval: unreadable data -> exit 3 naming it" bash -c "[ $rc = 3 ] && grep -q none.h5 '$T/err'"
+run $BEIT eval --checkpoint "$PRE" --data "$T/fm.h5"
+check "eval: a pre-training checkpoint -> exit 5 (no classifier)" bash -c "[ $rc = 5 ] && grep -q 'beit-pretrain' '$T/err'"
+run $BEIT eval --checkpoint "$CK" --data "$T/fm.h5" --split nosuch
+check "eval: a split the store lacks -> exit 3" bash -c "[ $rc = 3 ] && grep -q nosuch '$T/err'"
+$PY - "$T/fm.h5" "$T/fm5.h5" <<'PY'
+import h5py, shutil, sys, numpy as np
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:   # 5 classes: a model/data mismatch for a 10-class head
+    f.attrs["num_classes"] = np.int32(5)
+    f.attrs["class_names"] = [s for s in f.attrs["class_names"][:5]]
+    for s in ("train", "test"):
+        lab = f[s + "/labels"][()]; lab %= 5; f[s + "/labels"][...] = lab
+PY
+run $BEIT eval --checkpoint "$CK" --data "$T/fm5.h5"
+check "eval: data with another class count -> exit 5 naming both" bash -c "[ $rc = 5 ] && grep -q '5 classes' '$T/err'"
+
+# bad inputs to fine-tuning
+run $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/bad1" --steps 1 --set model.embed_dim=36
+check "--init with a checkpoint of another shape: exit 5 naming the tensor and both shapes" \
+  bash -c "[ $rc = 5 ] && grep -q 'tensor params/' '$T/err' && grep -q '24' '$T/err' && grep -q '36' '$T/err'"
+run $BEIT finetune -c "$T/ft.yaml" --init "$T/dvae/ckpt-00000003.h5" --out "$T/bad2" --steps 1
+check "--init with a dVAE checkpoint: exit 5" bash -c "[ $rc = 5 ] && grep -q \"'dvae'\" '$T/err'"
+$PY - "$T/fm.h5" "$T/fmbad.h5" <<'PY'
+import h5py, shutil, sys
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:
+    lab = f["train/labels"][()]; lab[7] = 200; f["train/labels"][...] = lab
+PY
+run $BEIT finetune -c "$T/ft.yaml" --init none --out "$T/bad3" --steps 2 --set data.path="$T/fmbad.h5"
+check "labels out of range in the data: exit 3 naming the dataset" bash -c "[ $rc = 3 ] && grep -q 'labels' '$T/err' && grep -q fmbad.h5 '$T/err'"
+run $BEIT eval --checkpoint "$CK" --data "$T/fmbad.h5" --split train
+check "eval on data with a bad label: exit 3" [ "$rc" = 3 ]
+
+# probe
+cat > "$T/probe.yaml" <<YAML
+task: probe
+data: {path: $T/fm.h5, subset: 1000}
+model: $MODEL
+finetune: {probe_blocks: [1, -1]}
+train: {epochs: 5, global_batch: 100}
+optim: {lr: 1.0e-2, weight_decay: 1.0e-4, warmup_steps: 0}
+YAML
+run $MPI -np 2 $BEIT probe -c "$T/probe.yaml" --init "$PRE" --out "$T/probe"
+# (24 mean-pooled channels of a 6-step model are weak features: ~25-30%, chance is 10%)
+check "probe on 2 ranks: one JSON line per block with test top-1 above chance (> 15%)" $PY - "$T/out" "$T/probe" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert [r["block"] for r in rows] == [1, 2], rows
+assert all(r["task"] == "probe" and r["n"] == 10000 and r["top1"] > 0.15 for r in rows), rows
+m = [json.loads(l) for l in open(sys.argv[2] + "/metrics.jsonl")]
+assert len(m) == 10 and all("test_top1" in r for r in m), m
+PY
+cp "$T/out" "$T/probe2"
+run $BEIT probe -c "$T/probe.yaml" --init "$PRE" --out "$T/probe1"
+check "probe on 1 rank gives the same accuracies as on 2" bash -c "diff <(grep '^{' '$T/out') <(grep '^{' '$T/probe2')"
+
+# attention maps
+run $BEIT attn --checkpoint "$PRE" --data "$T/fm.h5" --index 0,1,2 --ref 3,3 --ref 0,6 --png "$T/attn.png"
+check "attn on a pre-training checkpoint: a PNG of 3 rows x (image + 2 maps), rows sum to 1" $PY - "$T/attn.png" "$T/out" <<'PY'
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1]); w, h = im.size
+U = 28 * 8
+assert (w, h) == (3 * U + 4 * 4, 3 * U + 4 * 4), im.size  # 4-pixel gaps between and around
+assert "rows sum to 1" in open(sys.argv[2]).read()
+PY
+run $BEIT attn --checkpoint "$CK" --data "$T/fm.h5" --index 4 --ref 2,2 --layer 1 --head 0 --png "$T/attn2.png"
+check "attn on a fine-tuned checkpoint, block 1, head 0" bash -c "[ $rc = 0 ] && [ -s '$T/attn2.png' ]"
+run $BEIT attn --checkpoint "$CK" --data "$T/fm.h5" --index 4 --ref 9,2 --png "$T/attn3.png"
+check "attn: a reference outside the 7x7 grid -> exit 2 naming the grid" bash -c "[ $rc = 2 ] && grep -q '7x7' '$T/err'"
+
+finish
