@@ -5,6 +5,10 @@
  *   /<split>/images   uint8 [N, H, W, C]  chunked [min(N, K), H, W, C] with K = 1024 images or
  *                     fewer so that a chunk is <= 1 MiB; filters shuffle + deflate level 4
  *   /<split>/labels   uint8 [N] (int32 when num_classes > 256), chunked, shuffle + deflate 4
+ *   /<split>/masks    uint8 [N, H, W]  optional per-pixel labels (segmentation stores such as
+ *                     `beit data mosaic`): the class in [0, num_classes) of every pixel; chunked
+ *                     [chunk length of images, H, W], shuffle + deflate 4. Present in every split
+ *                     exactly when the root attribute pixel_labels = 1.
  *   /<split>          attribute count (int64) = N
  *   splits: "train" and "test" for Fashion-MNIST; any group holding images + labels is a split.
  *   root attributes:
@@ -18,6 +22,9 @@
  *     stats_split     string  the split mean/std were computed on
  *     uuid            string  random v4 UUID: the identity of this imported dataset
  *     created_by      string  "beit <version>"
+ *     pixel_labels    int32   optional: 1 = every split has /<split>/masks (num_classes <= 256);
+ *                     0 or absent = no masks (a masks dataset is then ignored). Stores without
+ *                     it are the format_version 1 stores written before masks existed.
  * Strings are variable-length UTF-8 (h5py reads them as str).
  */
 #ifndef BEIT_STORE_H
@@ -40,11 +47,16 @@ typedef struct {
     char name[64];
     int64_t count;
     hid_t images, labels; /* open datasets */
+    hid_t masks;          /* open /<split>/masks when the store has pixel labels, else -1 */
     int64_t block_n;      /* images per block (the dataset's chunk length) */
     int64_t nblocks;
     uint8_t **block_img;  /* [nblocks] decompressed images of block b, NULL if not loaded */
     int32_t **block_lab;  /* [nblocks] its labels */
     uint64_t *block_used; /* [nblocks] last use (LRU clock) */
+    /* masks are cached in their own blocks (the masks' chunk length), loaded only when asked */
+    int64_t mask_block_n, mask_nblocks;
+    uint8_t **block_mask;  /* [mask_nblocks] decompressed masks [n, H, W], NULL if not loaded */
+    uint64_t *mask_used;   /* [mask_nblocks] last use (LRU clock) */
 } beit_store_split;
 
 /* Read-only view of a store. Fields are filled by store_open and must not be changed. */
@@ -53,6 +65,7 @@ typedef struct {
     hid_t file;
     int mpio; /* opened with the MPI-IO driver */
     int height, width, channels, num_classes;
+    int pixel_labels; /* 1: every split has masks */
     double mean[STORE_MAX_CHANNELS], std[STORE_MAX_CHANNELS];
     char uuid[64];
     char *source, *created_by, *stats_split;
@@ -61,13 +74,16 @@ typedef struct {
     beit_store_split splits[STORE_MAX_SPLITS];
     size_t cache_budget, cache_bytes; /* decompressed blocks kept in memory: limit, current */
     uint64_t clock;
-    int nloaded, loaded_cap; /* the loaded blocks, as (split, block) pairs: eviction scans these */
+    int nloaded, loaded_cap; /* the loaded blocks, as (split, kind, block): eviction scans these */
     int *loaded_split;
+    int *loaded_kind; /* 0: images + labels, 1: masks */
     int64_t *loaded_block;
 } beit_store;
 
 /* Open read-only and validate (format attribute and version, required attributes, every
  * split's dataset shapes and types against height/width/channels and its count attribute).
+ * When the root attribute pixel_labels is 1, every split must hold /<split>/masks, uint8
+ * [count, H, W] (num_classes <= 256); any other pixel_labels value than 0/1 is an error.
  * comm == MPI_COMM_NULL: serial HDF5 (sec2 driver). Otherwise the file is opened with the
  * MPI-IO driver on comm (collective over comm: every rank of comm must call it) and each rank
  * later reads only the samples it asks for (independent I/O).
@@ -104,12 +120,25 @@ void store_set_cache_budget(beit_store *s, size_t bytes);
 /* All labels of a split into labels [count] (statistics, evaluation). */
 void store_read_labels(beit_store *s, const char *split, int32_t *labels);
 
+/* 1 when the store has per-pixel labels (root attribute pixel_labels = 1), else 0. */
+int store_has_masks(const beit_store *s);
+/* Read the masks of the n listed samples of a split (any order, repeats allowed) into
+ * masks [n, H, W] uint8. Same block cache and I/O as store_read (masks have their own blocks:
+ * one chunk-aligned hyperslab each, independent I/O under the MPI-IO driver, sharing the
+ * cache budget). Every value of a block read is checked: a pixel label >= num_classes is bad
+ * data, beit_fatal_user(BEIT_EXIT_DATA, "<path>: /<split>/masks sample <i> has pixel label
+ * <v> outside [0, <num_classes>) ..."). A store without masks or an index outside [0, count)
+ * is a caller bug (beit_fatal). n may be 0. */
+void store_read_masks(beit_store *s, const char *split, const int64_t *indices, int n, uint8_t *masks);
+
 /* ---- writing (importers, tests) ------------------------------------------------------------ */
 typedef struct {
     const char *source;
     int height, width, channels, num_classes;
     const char *const *class_names; /* [num_classes] */
     const char *stats_split;        /* mean/std are computed over this split, e.g. "train" */
+    int pixel_labels;               /* 1: every split also gets masks (store_append_masks);
+                                       needs num_classes <= 256 */
 } beit_store_meta;
 
 typedef struct beit_store_writer beit_store_writer;
@@ -125,7 +154,13 @@ void store_begin_split(beit_store_writer *w, const char *split, int64_t count);
 /* Append n samples: images [n, H, W, C], labels [n] in [0, num_classes) (checked; a label
  * outside is a caller bug: the importers validate labels before appending). */
 void store_append(beit_store_writer *w, const uint8_t *images, const int32_t *labels, int64_t n);
-/* End the split; the appended count must equal the announced one. */
+/* Stores with pixel_labels = 1: append the masks [n, H, W] (values in [0, num_classes),
+ * checked: a value outside is a caller bug) of the next n samples of the current split.
+ * Masks and images/labels are counted separately, so they may be appended in any
+ * interleaving (e.g. store_append then store_append_masks per batch). */
+void store_append_masks(beit_store_writer *w, const uint8_t *masks, int64_t n);
+/* End the split; the appended count (of samples and, with pixel_labels, of masks) must equal
+ * the announced one. */
 void store_end_split(beit_store_writer *w);
 /* Write the root attributes (a fresh uuid, mean/std of the stats split), close, fsync and
  * rename to the final path. Frees w. */

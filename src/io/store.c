@@ -33,7 +33,7 @@
 
 struct beit_store_writer {
     char *final_path, *tmp_path;
-    hid_t file, group, images, labels;
+    hid_t file, group, images, labels, masks;
     beit_store_meta meta;
     char *source, *stats_split;
     char **class_names;
@@ -47,6 +47,10 @@ struct beit_store_writer {
     int64_t chunk_n, buffered;
     uint8_t *buf_images;
     int32_t *buf_labels;
+    /* masks (pixel_labels): their own count and one buffered chunk */
+    size_t mask_bytes;
+    int64_t mask_written, mask_buffered;
+    uint8_t *buf_masks;
     /* exact per-channel histograms of the stats split */
     uint64_t hist[STORE_MAX_CHANNELS][256];
     int64_t stats_samples;
@@ -62,6 +66,7 @@ static void writer_free(beit_store_writer *w) {
     free(w->class_names);
     free(w->buf_images);
     free(w->buf_labels);
+    free(w->buf_masks);
     free(w);
 }
 
@@ -76,6 +81,7 @@ void store_abort(beit_store_writer *w) {
     if (!w) return;
     close_quietly(&w->images);
     close_quietly(&w->labels);
+    close_quietly(&w->masks);
     close_quietly(&w->group);
     if (w->file >= 0) {
         H5E_BEGIN_TRY { H5Fclose(w->file); }
@@ -101,13 +107,14 @@ BEIT_NORETURN static void writer_fail(beit_store_writer *w, const char *file, in
 
 beit_store_writer *store_create(const char *final_path, const beit_store_meta *meta) {
     if (meta->channels < 1 || meta->channels > STORE_MAX_CHANNELS || meta->height < 1 || meta->width < 1 ||
-        meta->num_classes < 1)
-        beit_fatal(BEIT_EXIT_FAILURE, "store_create: bad meta %dx%dx%d, %d classes", meta->height, meta->width,
-                   meta->channels, meta->num_classes);
+        meta->num_classes < 1 || (meta->pixel_labels != 0 && meta->pixel_labels != 1) ||
+        (meta->pixel_labels && meta->num_classes > 256))
+        beit_fatal(BEIT_EXIT_FAILURE, "store_create: bad meta %dx%dx%d, %d classes, pixel_labels %d", meta->height,
+                   meta->width, meta->channels, meta->num_classes, meta->pixel_labels);
     beit_store_writer *w = xcalloc(1, sizeof *w);
     w->final_path = xstrdup(final_path);
     w->tmp_path = beit_tmp_path(final_path);
-    w->file = w->group = w->images = w->labels = -1;
+    w->file = w->group = w->images = w->labels = w->masks = -1;
     w->meta = *meta;
     w->source = xstrdup(meta->source ? meta->source : "");
     w->stats_split = xstrdup(meta->stats_split ? meta->stats_split : "train");
@@ -117,6 +124,7 @@ beit_store_writer *store_create(const char *final_path, const beit_store_meta *m
     w->meta.source = w->meta.stats_split = NULL;
     w->image_bytes = (size_t)meta->height * meta->width * meta->channels;
     w->label_u8 = meta->num_classes <= 256;
+    w->mask_bytes = (size_t)meta->height * meta->width;
     beit_tmp_guard_set(w->tmp_path);
     /* default file access: serial sec2 driver; the import is a single-process job */
     w->file = H5Fcreate(w->tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -150,6 +158,8 @@ void store_begin_split(beit_store_writer *w, const char *split, int64_t count) {
     w->count = count;
     w->written = 0;
     w->buffered = 0;
+    w->mask_written = 0;
+    w->mask_buffered = 0;
     w->in_split = 1;
     int64_t cn = (int64_t)(CHUNK_TARGET_BYTES / w->image_bytes);
     if (cn > CHUNK_MAX_IMAGES) cn = CHUNK_MAX_IMAGES;
@@ -158,8 +168,10 @@ void store_begin_split(beit_store_writer *w, const char *split, int64_t count) {
     w->chunk_n = cn;
     free(w->buf_images);
     free(w->buf_labels);
+    free(w->buf_masks);
     w->buf_images = xmalloc((size_t)cn * w->image_bytes);
     w->buf_labels = xmalloc((size_t)cn * sizeof(int32_t));
+    w->buf_masks = w->meta.pixel_labels ? xmalloc((size_t)cn * w->mask_bytes) : NULL;
 
     w->group = H5Gcreate2(w->file, split, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     W_CHECK(w, w->group);
@@ -185,6 +197,49 @@ void store_begin_split(beit_store_writer *w, const char *split, int64_t count) {
     W_CHECK(w, w->labels);
     H5Pclose(dcpl);
     H5Sclose(sp);
+
+    if (w->meta.pixel_labels) { /* masks [count, H, W], chunked like the images */
+        sp = H5Screate_simple(3, dims, NULL);
+        W_CHECK(w, sp);
+        dcpl = make_dcpl(w, 3, chunk);
+        w->masks = H5Dcreate2(w->group, "masks", H5T_STD_U8LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        W_CHECK(w, w->masks);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+    }
+}
+
+static void flush_masks(beit_store_writer *w) {
+    if (w->mask_buffered == 0) return;
+    hsize_t start[3] = {(hsize_t)w->mask_written, 0, 0};
+    hsize_t cnt[3] = {(hsize_t)w->mask_buffered, (hsize_t)w->meta.height, (hsize_t)w->meta.width};
+    hid_t fs = H5Dget_space(w->masks);
+    W_CHECK(w, fs);
+    W_CHECK(w, H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    hid_t ms = H5Screate_simple(3, cnt, NULL);
+    W_CHECK(w, ms);
+    W_CHECK(w, H5Dwrite(w->masks, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, w->buf_masks));
+    H5Sclose(ms);
+    H5Sclose(fs);
+    w->mask_written += w->mask_buffered;
+    w->mask_buffered = 0;
+}
+
+void store_append_masks(beit_store_writer *w, const uint8_t *masks, int64_t n) {
+    if (!w->in_split) beit_fatal(BEIT_EXIT_FAILURE, "store_append_masks outside a split");
+    if (!w->meta.pixel_labels) beit_fatal(BEIT_EXIT_FAILURE, "store_append_masks: the store has pixel_labels = 0");
+    if (w->mask_written + w->mask_buffered + n > w->count)
+        beit_fatal(BEIT_EXIT_FAILURE, "store_append_masks: split %s announced %lld samples, got more masks", w->split,
+                   (long long)w->count);
+    for (int64_t i = 0; i < n; i++) {
+        const uint8_t *m = masks + (size_t)i * w->mask_bytes;
+        for (size_t p = 0; p < w->mask_bytes; p++)
+            if (m[p] >= w->meta.num_classes)
+                beit_fatal(BEIT_EXIT_FAILURE, "store_append_masks: pixel label %d outside [0, %d)", m[p],
+                           w->meta.num_classes);
+        memcpy(w->buf_masks + (size_t)w->mask_buffered * w->mask_bytes, m, w->mask_bytes);
+        if (++w->mask_buffered == w->chunk_n) flush_masks(w);
+    }
 }
 
 static void flush_buffer(beit_store_writer *w) {
@@ -240,6 +295,14 @@ void store_end_split(beit_store_writer *w) {
     if (w->written != w->count)
         beit_fatal(BEIT_EXIT_FAILURE, "store_end_split: split %s announced %lld samples, got %lld", w->split,
                    (long long)w->count, (long long)w->written);
+    if (w->meta.pixel_labels) {
+        flush_masks(w);
+        if (w->mask_written != w->count)
+            beit_fatal(BEIT_EXIT_FAILURE, "store_end_split: split %s announced %lld samples, got %lld masks", w->split,
+                       (long long)w->count, (long long)w->mask_written);
+        W_CHECK(w, H5Dclose(w->masks));
+        w->masks = -1;
+    }
     W_CHECK(w, H5Dclose(w->images));
     W_CHECK(w, H5Dclose(w->labels));
     W_CHECK(w, H5Gclose(w->group));
@@ -282,6 +345,7 @@ void store_commit(beit_store_writer *w) {
     W_CHECK(w, h5a_put_str(f, "stats_split", w->stats_split));
     W_CHECK(w, h5a_put_str(f, "uuid", uuid));
     W_CHECK(w, h5a_put_str(f, "created_by", created));
+    if (w->meta.pixel_labels) W_CHECK(w, h5a_put_i32(f, "pixel_labels", 1));
     free(created);
     W_CHECK(w, H5Fflush(f, H5F_SCOPE_GLOBAL));
     W_CHECK(w, H5Fclose(f));
@@ -321,8 +385,46 @@ static hid_t dataset_open_uncached(hid_t group, const char *name) {
     return d;
 }
 
+/* /<split>/masks uint8 [count, H, W] (stores with pixel_labels = 1) */
+static void validate_masks(beit_store *s, hid_t g, const char *name, beit_store_split *sp) {
+    if (H5Lexists(g, "masks", H5P_DEFAULT) <= 0)
+        bad_store(s, "dataset /%s/masks is missing (expected uint8 [%lld,%d,%d]: the store has pixel_labels = 1)", name,
+                  (long long)sp->count, s->height, s->width);
+    hid_t d = H5Dopen2(g, "masks", H5P_DEFAULT);
+    if (d < 0) bad_store(s, "dataset /%s/masks cannot be opened (expected uint8 [N,H,W])", name);
+    hid_t t = H5Dget_type(d), space = H5Dget_space(d);
+    hsize_t dims[3] = {0};
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank == 3) H5Sget_simple_extent_dims(space, dims, NULL);
+    if (H5Tget_class(t) != H5T_INTEGER || H5Tget_size(t) != 1 || H5Tget_sign(t) != H5T_SGN_NONE)
+        bad_store(s, "dataset /%s/masks has the wrong type (expected uint8)", name);
+    if (rank != 3 || (int64_t)dims[0] != sp->count || (int)dims[1] != s->height || (int)dims[2] != s->width)
+        bad_store(s,
+                  "dataset /%s/masks has shape %s[%llu,%llu,%llu] (expected [%lld,%d,%d] from the count, height "
+                  "and width attributes)",
+                  name, rank == 3 ? "" : "of wrong rank ", (unsigned long long)dims[0], (unsigned long long)dims[1],
+                  (unsigned long long)dims[2], (long long)sp->count, s->height, s->width);
+    int64_t bn = (int64_t)(CHUNK_TARGET_BYTES / ((size_t)s->height * s->width));
+    hid_t dcpl = H5Dget_create_plist(d);
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        hsize_t cd[3];
+        if (H5Pget_chunk(dcpl, 3, cd) == 3) bn = (int64_t)cd[0];
+    }
+    H5Pclose(dcpl);
+    H5Tclose(t);
+    H5Sclose(space);
+    H5Dclose(d);
+    sp->mask_block_n = bn < 1 ? 1 : bn;
+    sp->mask_nblocks = (sp->count + sp->mask_block_n - 1) / sp->mask_block_n;
+    sp->block_mask = xcalloc((size_t)sp->mask_nblocks + 1, sizeof *sp->block_mask);
+    sp->mask_used = xcalloc((size_t)sp->mask_nblocks + 1, sizeof *sp->mask_used);
+    sp->masks = dataset_open_uncached(g, "masks");
+    H5_CHECK(sp->masks);
+}
+
 static void validate_split(beit_store *s, hid_t g, const char *name, beit_store_split *sp) {
     snprintf(sp->name, sizeof sp->name, "%s", name);
+    sp->images = sp->labels = sp->masks = -1;
     int64_t count = -1;
     if (h5a_get_int(g, "count", &count) != 0 || count < 0)
         bad_store(s, "group /%s: missing or invalid attribute 'count' (expected the split's sample count, int64)",
@@ -383,6 +485,7 @@ static void validate_split(beit_store *s, hid_t g, const char *name, beit_store_
                   rank == 1 ? "" : "the wrong rank or ", (unsigned long long)ld, (long long)count);
     H5Tclose(t);
     H5Sclose(space);
+    if (s->pixel_labels) validate_masks(s, g, name, sp);
 }
 
 beit_store *store_open(const char *path, MPI_Comm comm) {
@@ -449,6 +552,13 @@ beit_store *store_open(const char *path, MPI_Comm comm) {
     if (!s->class_names || nn != s->num_classes)
         bad_store(s, "attribute 'class_names' %s (expected %d strings, one per class)",
                   s->class_names ? "has the wrong length" : "is missing or not strings", s->num_classes);
+    if (H5Aexists(s->file, "pixel_labels") > 0) {
+        if (h5a_get_int(s->file, "pixel_labels", &v) != 0 || (v != 0 && v != 1))
+            bad_store(s, "invalid attribute 'pixel_labels' (expected 1 = every split has masks, or 0)");
+        s->pixel_labels = (int)v;
+        if (s->pixel_labels && s->num_classes > 256)
+            bad_store(s, "pixel_labels = 1 with %d classes (expected at most 256: masks are uint8)", s->num_classes);
+    }
 
     /* splits: root groups, in name order */
     H5G_info_t gi;
@@ -492,13 +602,17 @@ void store_close(beit_store *s) {
         beit_store_split *sp = &s->splits[i];
         H5Dclose(sp->images);
         H5Dclose(sp->labels);
+        if (sp->masks >= 0) H5Dclose(sp->masks);
         for (int64_t b = 0; b < sp->nblocks; b++) {
             free(sp->block_img[b]);
             free(sp->block_lab[b]);
         }
+        for (int64_t b = 0; b < sp->mask_nblocks; b++) free(sp->block_mask[b]);
         free(sp->block_img);
         free(sp->block_lab);
         free(sp->block_used);
+        free(sp->block_mask);
+        free(sp->mask_used);
     }
     if (s->file >= 0) H5Fclose(s->file);
     for (int k = 0; k < s->num_classes && s->class_names; k++) free(s->class_names[k]);
@@ -507,6 +621,7 @@ void store_close(beit_store *s) {
     free(s->created_by);
     free(s->stats_split);
     free(s->loaded_split);
+    free(s->loaded_kind);
     free(s->loaded_block);
     free(s->path);
     free(s);
@@ -544,38 +659,70 @@ const char *store_class_name(const beit_store *s, int k) {
 }
 const double *store_mean(const beit_store *s) { return s->mean; }
 const double *store_std(const beit_store *s) { return s->std; }
+int store_has_masks(const beit_store *s) { return s->pixel_labels; }
 
-static size_t block_bytes(const beit_store *s, const beit_store_split *sp, int64_t b) {
-    int64_t n = sp->count - b * sp->block_n < sp->block_n ? sp->count - b * sp->block_n : sp->block_n;
+/* Cache entries are blocks of one of two kinds: images + labels (kind 0, block_n samples)
+ * or masks (kind 1, mask_block_n samples). */
+enum { KIND_IMAGES = 0, KIND_MASKS = 1 };
+
+static size_t block_bytes(const beit_store *s, const beit_store_split *sp, int kind, int64_t b) {
+    int64_t bn = kind == KIND_MASKS ? sp->mask_block_n : sp->block_n;
+    int64_t n = sp->count - b * bn < bn ? sp->count - b * bn : bn;
+    if (kind == KIND_MASKS) return (size_t)n * s->height * s->width;
     return (size_t)n * (store_image_bytes(s) + sizeof(int32_t));
 }
 
-/* Drop least recently used blocks (of any split) until `need` more bytes fit the budget. */
+static uint64_t entry_used(const beit_store *s, int i) {
+    const beit_store_split *sp = &s->splits[s->loaded_split[i]];
+    return s->loaded_kind[i] == KIND_MASKS ? sp->mask_used[s->loaded_block[i]] : sp->block_used[s->loaded_block[i]];
+}
+
+/* Drop least recently used blocks (of any split and kind) until `need` more bytes fit the
+ * budget. */
 static void cache_make_room(beit_store *s, size_t need) {
     while (s->nloaded > 0 && s->cache_bytes + need > s->cache_budget) {
         int victim = 0;
         for (int i = 1; i < s->nloaded; i++)
-            if (s->splits[s->loaded_split[i]].block_used[s->loaded_block[i]] <
-                s->splits[s->loaded_split[victim]].block_used[s->loaded_block[victim]])
-                victim = i;
+            if (entry_used(s, i) < entry_used(s, victim)) victim = i;
         beit_store_split *vs = &s->splits[s->loaded_split[victim]];
         int64_t vb = s->loaded_block[victim];
-        s->cache_bytes -= block_bytes(s, vs, vb);
-        free(vs->block_img[vb]);
-        free(vs->block_lab[vb]);
-        vs->block_img[vb] = NULL;
-        vs->block_lab[vb] = NULL;
+        int kind = s->loaded_kind[victim];
+        s->cache_bytes -= block_bytes(s, vs, kind, vb);
+        if (kind == KIND_MASKS) {
+            free(vs->block_mask[vb]);
+            vs->block_mask[vb] = NULL;
+        } else {
+            free(vs->block_img[vb]);
+            free(vs->block_lab[vb]);
+            vs->block_img[vb] = NULL;
+            vs->block_lab[vb] = NULL;
+        }
         s->nloaded--;
         s->loaded_split[victim] = s->loaded_split[s->nloaded];
+        s->loaded_kind[victim] = s->loaded_kind[s->nloaded];
         s->loaded_block[victim] = s->loaded_block[s->nloaded];
     }
+}
+
+static void cache_add(beit_store *s, beit_store_split *sp, int kind, int64_t b) {
+    s->cache_bytes += block_bytes(s, sp, kind, b);
+    if (s->nloaded == s->loaded_cap) {
+        s->loaded_cap = s->loaded_cap ? 2 * s->loaded_cap : 64;
+        s->loaded_split = xrealloc(s->loaded_split, (size_t)s->loaded_cap * sizeof *s->loaded_split);
+        s->loaded_kind = xrealloc(s->loaded_kind, (size_t)s->loaded_cap * sizeof *s->loaded_kind);
+        s->loaded_block = xrealloc(s->loaded_block, (size_t)s->loaded_cap * sizeof *s->loaded_block);
+    }
+    s->loaded_split[s->nloaded] = (int)(sp - s->splits);
+    s->loaded_kind[s->nloaded] = kind;
+    s->loaded_block[s->nloaded] = b;
+    s->nloaded++;
 }
 
 /* Read block b of a split: one chunk-aligned hyperslab, so HDF5 inflates exactly one chunk. */
 static void load_block(beit_store *s, beit_store_split *sp, int64_t b) {
     size_t ib = store_image_bytes(s);
     int64_t start = b * sp->block_n, n = sp->count - start < sp->block_n ? sp->count - start : sp->block_n;
-    cache_make_room(s, block_bytes(s, sp, b));
+    cache_make_room(s, block_bytes(s, sp, KIND_IMAGES, b));
     uint8_t *img = xmalloc((size_t)n * ib);
     int32_t *lab = xmalloc((size_t)n * sizeof *lab);
     hsize_t off[4] = {(hsize_t)start, 0, 0, 0};
@@ -606,15 +753,40 @@ static void load_block(beit_store *s, beit_store_split *sp, int64_t b) {
                             sp->name, lab[i], (long long)(start + i), s->num_classes - 1);
     sp->block_img[b] = img;
     sp->block_lab[b] = lab;
-    s->cache_bytes += block_bytes(s, sp, b);
-    if (s->nloaded == s->loaded_cap) {
-        s->loaded_cap = s->loaded_cap ? 2 * s->loaded_cap : 64;
-        s->loaded_split = xrealloc(s->loaded_split, (size_t)s->loaded_cap * sizeof *s->loaded_split);
-        s->loaded_block = xrealloc(s->loaded_block, (size_t)s->loaded_cap * sizeof *s->loaded_block);
+    cache_add(s, sp, KIND_IMAGES, b);
+}
+
+/* Read mask block b of a split (one chunk-aligned hyperslab) and check every pixel label. */
+static void load_mask_block(beit_store *s, beit_store_split *sp, int64_t b) {
+    size_t mb = (size_t)s->height * s->width;
+    int64_t start = b * sp->mask_block_n;
+    int64_t n = sp->count - start < sp->mask_block_n ? sp->count - start : sp->mask_block_n;
+    cache_make_room(s, block_bytes(s, sp, KIND_MASKS, b));
+    uint8_t *m = xmalloc((size_t)n * mb);
+    hsize_t off[3] = {(hsize_t)start, 0, 0};
+    hsize_t cnt[3] = {(hsize_t)n, (hsize_t)s->height, (hsize_t)s->width};
+    hid_t fs = H5_CHECK(H5Dget_space(sp->masks));
+    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL));
+    hid_t ms = H5_CHECK(H5Screate_simple(3, cnt, NULL));
+    if (H5Dread(sp->masks, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, m) < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        beit_fatal_user(BEIT_EXIT_DATA, "%s: cannot read /%s/masks samples %lld..%lld (expected a readable store)",
+                        s->path, sp->name, (long long)start, (long long)(start + n - 1));
     }
-    s->loaded_split[s->nloaded] = (int)(sp - s->splits);
-    s->loaded_block[s->nloaded] = b;
-    s->nloaded++;
+    H5Sclose(ms);
+    H5Sclose(fs);
+    for (int64_t i = 0; i < n; i++)
+        for (size_t p = 0; p < mb; p++) {
+            int v = m[(size_t)i * mb + p];
+            if (v >= s->num_classes)
+                beit_fatal_user(BEIT_EXIT_DATA,
+                                "%s: /%s/masks sample %lld has pixel label %d outside [0, %d) at row %d, column %d "
+                                "(expected a class index of class_names)",
+                                s->path, sp->name, (long long)(start + i), v, s->num_classes, (int)(p / s->width),
+                                (int)(p % s->width));
+        }
+    sp->block_mask[b] = m;
+    cache_add(s, sp, KIND_MASKS, b);
 }
 
 void store_set_cache_budget(beit_store *s, size_t bytes) {
@@ -654,6 +826,31 @@ void store_read(beit_store *s, const char *split, const int64_t *indices, int n,
         sp->block_used[b] = s->clock;
         if (images) memcpy(images + (size_t)ord[i].pos * ib, sp->block_img[b] + (size_t)k * ib, ib);
         if (labels) labels[ord[i].pos] = sp->block_lab[b][k];
+    }
+    free(ord);
+}
+
+void store_read_masks(beit_store *s, const char *split, const int64_t *indices, int n, uint8_t *masks) {
+    beit_store_split *sp = need_split(s, split);
+    if (!s->pixel_labels)
+        beit_fatal(BEIT_EXIT_FAILURE, "store_read_masks: %s has no masks (pixel_labels = 0)", s->path);
+    if (n <= 0) return;
+    size_t mb = (size_t)s->height * s->width;
+    idx_pos *ord = xmalloc((size_t)n * sizeof *ord);
+    for (int i = 0; i < n; i++) {
+        if (indices[i] < 0 || indices[i] >= sp->count)
+            beit_fatal(BEIT_EXIT_FAILURE, "store_read_masks: index %lld outside split %s [0, %lld)",
+                       (long long)indices[i], split, (long long)sp->count);
+        ord[i].idx = indices[i];
+        ord[i].pos = i;
+    }
+    qsort(ord, (size_t)n, sizeof *ord, cmp_idx_pos);
+    s->clock++;
+    for (int i = 0; i < n; i++) {
+        int64_t b = ord[i].idx / sp->mask_block_n, k = ord[i].idx - b * sp->mask_block_n;
+        if (!sp->block_mask[b]) load_mask_block(s, sp, b);
+        sp->mask_used[b] = s->clock;
+        memcpy(masks + (size_t)ord[i].pos * mb, sp->block_mask[b] + (size_t)k * mb, mb);
     }
     free(ord);
 }
