@@ -271,12 +271,12 @@ ft_eval_result ft_evaluate(ft_model *f, const beit_config *c, const char *data_p
     if (src.C != C || (f->seg && (src.H != S || src.W != S))) /* classification resamples to S */
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: images are %dx%dx%d, the model takes %dx%dx%d", data_path, src.H,
                         src.W, src.C, S, S, C);
-    if (src.num_classes != f->ncls)
-        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: %d classes, the model's %s has %d", data_path, src.num_classes,
-                        f->seg ? "decoder" : "head", f->ncls);
     if (f->seg && !store_has_masks(src.store))
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: no per-pixel labels (/<split>/masks): a segmentation model needs a "
                         "segmentation store (beit data mosaic)", data_path);
+    if (src.num_classes != f->ncls)
+        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: %d classes, the model's %s has %d", data_path, src.num_classes,
+                        f->seg ? "decoder" : "head", f->ncls);
     const int H = src.H, W = src.W, HW = S * S, NC = f->ncls;
     uint8_t *img8 = xmalloc((size_t)B * H * W * C), *lab8 = f->seg ? xmalloc((size_t)B * H * W) : NULL;
     uint8_t *labc = f->seg ? xmalloc((size_t)B * HW) : NULL;

@@ -184,4 +184,50 @@ check "attn on a fine-tuned checkpoint, block 1, head 0" bash -c "[ $rc = 0 ] &&
 run $BEIT attn --checkpoint "$CK" --data "$T/fm.h5" --index 4 --ref 9,2 --png "$T/attn3.png"
 check "attn: a reference outside the 7x7 grid -> exit 2 naming the grid" bash -c "[ $rc = 2 ] && grep -q '7x7' '$T/err'"
 
+# segmentation on a mosaic store
+$BEIT data mosaic --data "$T/fm.h5" --seed 5 --train 600 --test 200 "$T/mosaic.h5" >/dev/null 2>&1
+cat > "$T/seg.yaml" <<YAML
+task: finetune
+data: {path: $T/mosaic.h5}
+aug: {crop_scale_min: 0.5}
+model: $MODEL
+finetune: {task: segmentation, seg_blocks: [1, 2, 2], decoder_dim: 8, layer_decay: 0.65}
+train: {epochs: 1, global_batch: 32, log_every: 1}
+optim: {lr: 2.0e-3, warmup_steps: 2}
+YAML
+run $MPI -np 1 $BEIT finetune -c "$T/seg.yaml" --init "$PRE" --out "$T/s1" --steps 5
+check "segmentation fine-tuning (taps 1, 2, 2): eval.json with mIoU and pixel accuracy" \
+  bash -c "[ $rc = 0 ] && $PY -c \"import json; e=json.load(open('$T/s1/eval.json')); assert e['task']=='segmentation' and e['n']==200 and 0<=e['miou']<=1 and 0<e['pixel_acc']<=1, e\""
+run $MPI -np 2 $BEIT finetune -c "$T/seg.yaml" --init "$PRE" --out "$T/s2" --steps 5
+check "segmentation, 1 rank vs 2 ranks: 5 losses within 1e-4 relative" $PY - "$T/s1" "$T/s2" <<'PY'
+import json, sys
+a = [json.loads(l)["loss"] for l in open(sys.argv[1] + "/metrics.jsonl")]
+b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
+w = max(abs(x - y) / abs(x) for x, y in zip(a, b)); print("# worst", w); assert len(a) == len(b) == 5 and w <= 1e-4
+PY
+SCK="$T/s1/ckpt-00000005.h5"
+run $MPI -np 2 $BEIT eval --checkpoint "$SCK" --data "$T/mosaic.h5" --png "$T/seg.png"
+check "eval of a segmentation checkpoint: miou and pixel_acc, the run's own numbers, a PNG (image | truth | prediction)" $PY - "$T/out" "$T/s1/eval.json" "$T/seg.png" <<'PY'
+import json, sys
+from PIL import Image
+e = json.loads(open(sys.argv[1]).read()); r = json.load(open(sys.argv[2]))
+assert e["task"] == "segmentation" and e["n"] == 200 and abs(e["miou"] - r["miou"]) < 1e-9, (e, r)
+im = Image.open(sys.argv[3]); assert im.size == (3 * 112 + 4 * 2, 8 * 112 + 9 * 2), im.size
+PY
+run $BEIT eval --checkpoint "$SCK" --data "$T/fm.h5"
+check "eval: a segmentation checkpoint on a store without pixel labels -> exit 5" bash -c "[ $rc = 5 ] && grep -q 'pixel labels' '$T/err'"
+run $BEIT finetune -c "$T/seg.yaml" --init "$CK" --out "$T/bad4" --steps 1
+check "a classification checkpoint passed to a segmentation job: exit 5 naming its kind" \
+  bash -c "[ $rc = 5 ] && grep -q \"'finetune-cls'\" '$T/err' && grep -q segmentation '$T/err'"
+run $BEIT finetune -c "$T/seg.yaml" --init none --out "$T/bad5" --steps 1 --set data.path="$T/fm.h5"
+check "a segmentation job on a store without masks: exit 5" bash -c "[ $rc = 5 ] && grep -q 'mosaic' '$T/err'"
+$PY - "$T/mosaic.h5" "$T/mosbad.h5" <<'PY'
+import h5py, shutil, sys
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:
+    m = f["train/masks"][3]; m[10, 10] = 42; f["train/masks"][3] = m
+PY
+run $BEIT finetune -c "$T/seg.yaml" --init none --out "$T/bad6" --steps 2 --set data.path="$T/mosbad.h5"
+check "pixel labels out of range: exit 3 naming /train/masks" bash -c "[ $rc = 3 ] && grep -q '/train/masks' '$T/err'"
+
 finish
