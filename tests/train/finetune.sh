@@ -129,6 +129,10 @@ PY
 run $BEIT eval --checkpoint "$CK" --data "$T/fm5.h5"
 check "eval: data with another class count -> exit 5 naming both" bash -c "[ $rc = 5 ] && grep -q '5 classes' '$T/err'"
 
+run env RANKS=2 BEIT="$BEIT" "$SRC/jobs/eval-checkpoints.sh" "$T/f2" "$T/fm.h5" test
+check "jobs/eval-checkpoints.sh: a TSV table of the run's checkpoints from beit eval's JSON lines" \
+  bash -c "[ $rc = 0 ] && head -1 '$T/out' | grep -q '^step.top1.top5' && grep -q '^8.' '$T/out' && [ \$(wc -l < '$T/f2/eval-test.jsonl') = 1 ]"
+
 # bad inputs to fine-tuning
 run $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/bad1" --steps 1 --set model.embed_dim=36
 check "--init with a checkpoint of another shape: exit 5 naming the tensor and both shapes" \
