@@ -405,8 +405,13 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     t->local_max = source_local_max(&t->src);
     t->micro = c->train.micro_batch > 0 && c->train.micro_batch < t->local_max ? c->train.micro_batch : t->local_max;
     ft_model_build(&t->f, c, seg, ncls, t->micro);
-    if (strcmp(o->init, "none") != 0 && !o->resume) ft_model_load_init(&t->f, o->init);
-    else if (!o->resume) beit_log("init: none (random initialisation, seed %d): the no-pre-training baseline", c->seed);
+    /* a resumed run takes its weights from its checkpoint; --resume auto in a directory
+     * without one is a fresh start and uses --init */
+    char *latest = o->resume && strcmp(o->resume, "auto") == 0 ? ckpt_find_latest(o->out_dir) : NULL;
+    const int resuming = o->resume && (strcmp(o->resume, "auto") != 0 || latest);
+    free(latest);
+    if (!resuming && strcmp(o->init, "none") != 0) ft_model_load_init(&t->f, o->init);
+    else if (!resuming) beit_log("init: none (random initialisation, seed %d): the no-pre-training baseline", c->seed);
     const int H = t->src.H, W = t->src.W, C = t->src.C, S = t->S;
     t->img8 = xmalloc((size_t)t->local_max * H * W * C);
     t->labels = xcalloc((size_t)t->local_max, sizeof(int32_t));
