@@ -159,6 +159,9 @@ void config_load(beit_config *c, const char *path);
 /* The same from text in memory (e.g. the config stored in a checkpoint); `name` stands for
  * the file name in messages. */
 void config_load_string(beit_config *c, const char *text, const char *name);
+/* (config_load_string skips keys that earlier versions wrote and later retired, e.g.
+ * finetune.probe_block, so old checkpoints load; a job file naming one is an error that names
+ * the replacement.) */
 
 /* Apply one override "key=value" (from `--set key=value`), with the same type and range
  * checks as the file. The value is taken literally (no YAML quoting): strings are the text

@@ -780,7 +780,16 @@ typedef struct {
     beit_config *c;
     seen_key *seen;
     int nseen, cap;
+    int stored; /* a config stored by beit itself (checkpoint, token store): retired keys are skipped */
 } loader;
+
+/* Keys an earlier version wrote into the configs it stored. A job file naming one is told the
+ * replacement; a stored config (config_load_string) skips it, so old checkpoints still load. */
+static const struct {
+    const char *name, *replacement;
+} RETIRED[] = {
+    {"finetune.probe_block", "finetune.probe_blocks (a list of 1-based blocks, e.g. [-1])"},
+};
 
 static BEIT_NORETURN void fail_mark(const loader *L, yaml_mark_t m, const char *fmt, ...) BEIT_PRINTF(3, 4);
 static BEIT_NORETURN void fail_mark(const loader *L, yaml_mark_t m, const char *fmt, ...) {
@@ -909,6 +918,21 @@ static void load_value(loader *L, const char *path, yaml_mark_t km) {
     int section = !k && is_section(path);
     if (!k && !section) {
         char *where = xasprintf("%s:%zu:%zu", L->file, km.line + 1, km.column + 1);
+        for (size_t i = 0; i < sizeof RETIRED / sizeof RETIRED[0]; i++) {
+            if (strcmp(path, RETIRED[i].name) != 0) continue;
+            if (!L->stored) fail_where(where, "key '%s' was replaced by %s", path, RETIRED[i].replacement);
+            yaml_event_t ev; /* skip its value (a scalar or a flat sequence) */
+            next_event(L, &ev);
+            int depth = ev.type == YAML_SEQUENCE_START_EVENT;
+            yaml_event_delete(&ev);
+            while (depth > 0) {
+                next_event(L, &ev);
+                depth -= ev.type == YAML_SEQUENCE_END_EVENT;
+                yaml_event_delete(&ev);
+            }
+            free(where);
+            return;
+        }
         unknown_key(where, path);
     }
     mark_seen(L, path, km, "");
@@ -996,25 +1020,26 @@ static unsigned char *read_file(const char *path, size_t *n) {
     return buf;
 }
 
-static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len);
+static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len, int stored);
 
 void config_load(beit_config *c, const char *path) {
     size_t len = 0;
     unsigned char *text = read_file(path, &len);
-    load_text(c, path, text, len);
+    load_text(c, path, text, len, 0);
     free(text);
 }
 
 void config_load_string(beit_config *c, const char *text, const char *name) {
-    load_text(c, name, (const unsigned char *)text, strlen(text));
+    load_text(c, name, (const unsigned char *)text, strlen(text), 1);
 }
 
-static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len) {
+static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len, int stored) {
     config_defaults(c);
     loader L;
     memset(&L, 0, sizeof L);
     L.file = path;
     L.c = c;
+    L.stored = stored;
     yaml_event_t ev;
 
     /* Pass 1: syntax only, so a malformed file is reported as such even when a value before

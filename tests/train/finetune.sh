@@ -141,6 +141,21 @@ run env RANKS=2 BEIT="$BEIT" "$SRC/jobs/eval-checkpoints.sh" "$T/f2" "$T/fm.h5" 
 check "jobs/eval-checkpoints.sh: a TSV table of the run's checkpoints from beit eval's JSON lines" \
   bash -c "[ $rc = 0 ] && head -1 '$T/out' | grep -q '^step.top1.top5' && grep -q '^8.' '$T/out' && [ \$(wc -l < '$T/f2/eval-test.jsonl') = 1 ]"
 
+$PY - "$CK" "$T/old.h5" <<'PY'
+import h5py, shutil, sys
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:  # the config as an earlier beit stored it
+    c = f.attrs["config"]; c = c.decode() if isinstance(c, bytes) else c
+    assert "probe_blocks: [-1]" in c
+    f.attrs["config"] = c.replace("probe_blocks: [-1]", "probe_block: -1")
+PY
+run $BEIT eval --checkpoint "$T/old.h5" --data "$T/fm.h5"
+check "a checkpoint whose stored config has a retired key (finetune.probe_block) still loads" [ "$rc" = 0 ]
+printf 'task: probe\nfinetune: {probe_block: 3}\n' > "$T/retired.yaml"
+run $BEIT check -c "$T/retired.yaml"
+check "a job file with the retired key: exit 2 naming line, column and the replacement" \
+  bash -c "[ $rc = 2 ] && grep -q 'retired.yaml:2:12' '$T/err' && grep -q 'finetune.probe_blocks' '$T/err'"
+
 # bad inputs to fine-tuning
 run $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/bad1" --steps 1 --set model.embed_dim=36
 check "--init with a checkpoint of another shape: exit 5 naming the tensor and both shapes" \
