@@ -1,15 +1,31 @@
-/* checkpoint.h: one checkpoint = one HDF5 file, written atomically (temporary name, fsync,
- * rename), so an interrupted write never leaves a file that looks complete.
+/* checkpoint.h: one checkpoint = one HDF5 file, written by all ranks in parallel (parallel
+ * HDF5, MPI-IO) to a temporary name and renamed only after every rank succeeded, so an
+ * interrupted or failed write never leaves a file that looks complete.
  *
- * Layout:
- *   /                      attributes: format = "beit-checkpoint", format_version = 1,
+ * Layout (format_version 2):
+ *   /                      attributes: format = "beit-checkpoint", format_version = 2,
  *                          kind ("dvae", "beit-pretrain", ...), step (optimizer steps done),
  *                          seed, nranks (of the run that wrote it), params_checksum (hex),
- *                          config (the resolved job, YAML), created_by
+ *                          config (the resolved job, YAML), created_by, and LAST
+ *                          complete = 1 (a file without it is incomplete: never resumed from)
  *   /params/<name>         float32, the tensor's shape; <name> is the PyTorch state_dict
- *                          name (timm's for the encoder), e.g. blocks.0.attn.qkv.weight
- *   /optim/exp_avg/<name>, /optim/exp_avg_sq/<name>   AdamW state, same shapes (absent in
- *                          exported weights-only files)
+ *                          name (timm's for the encoder), e.g. blocks.0.attn.qkv.weight.
+ *                          Each tensor is written once, by one rank (independent I/O).
+ *   /optim/exp_avg_flat, /optim/exp_avg_sq_flat
+ *                          float32 [total]: the AdamW state in the parameter table's flat
+ *                          order (tensor by tensor, each row-major, as /params). Each rank
+ *                          writes the ranges it holds (its ZeRO-1 shard, or with a replicated
+ *                          optimizer the chunks it owns in the gradient reduction) in one
+ *                          collective write per dataset; together the ranks write every float
+ *                          once. Attributes of /optim: layout = "flat", total (floats),
+ *                          tensors ("<name> <offset> <numel>" per line: a loader with another
+ *                          table refuses the state), writers (ranks that wrote it).
+ *                          Absent in weights-only files.
+ *   The layout does not depend on the rank count: any number of ranks reads any ranges of it
+ *   (elastic resume re-shards by reading).
+ *
+ * format_version 1 (still read): /optim/exp_avg/<name>, /optim/exp_avg_sq/<name> per tensor,
+ * no 'complete' attribute (those files were only ever renamed into place complete).
  */
 #ifndef BEIT_CHECKPOINT_H
 #define BEIT_CHECKPOINT_H
@@ -26,10 +42,24 @@ typedef struct {
     const char *config_yaml;
 } ckpt_meta;
 
-/* Rank 0 writes (parameters and optimizer state are identical on every rank); every rank
- * returns once the file is in place. m and v may be NULL (weights only). A failure (disk
- * full, read-only directory) removes the temporary file, leaves any previous checkpoint
- * untouched and ends the job with BEIT_EXIT_IO. */
+/* This rank's part of the AdamW state: the float ranges [r[i].lo, r[i].hi) of the flat table
+ * live at m + r[i].off and v + r[i].off. Ranges ascend in lo and in off. For a write, the
+ * ranges of all ranks together cover [0, total) exactly once. */
+typedef struct {
+    float *m, *v;
+    int n;
+    const dist_range *r;
+} ckpt_optim_part;
+
+/* Collective (every rank, same path, table and meta; parameters identical on every rank):
+ * writes the file described above; opt may be NULL (weights only). Every rank returns once
+ * the file is in place. A failure on any rank (disk full, read-only directory) is agreed on
+ * by all; the temporary file is removed, any previous checkpoint is untouched and the job
+ * ends with BEIT_EXIT_IO and a message naming the file, the failing rank and the call. */
+void ckpt_write_part(const char *path, const param_table *pt, const ckpt_optim_part *opt, const ckpt_meta *meta,
+                     const beit_dist *d);
+/* The same with a replicated optimizer state: m, v [total] identical on every rank (or both
+ * NULL: weights only); each rank writes an even share of them. */
 void ckpt_write(const char *path, const param_table *pt, const float *m, const float *v,
                 const ckpt_meta *meta, const beit_dist *d);
 
@@ -44,8 +74,9 @@ typedef struct {
     int has_optim;
 } ckpt_reader;
 
-/* Open and validate (format attribute); a missing or unreadable file, or one that is not a
- * beit checkpoint, ends the job with BEIT_EXIT_CHECKPOINT naming the path. */
+/* Open and validate (format, format_version 1..2, complete = 1 for version 2); a missing or
+ * unreadable file, one that is not a beit checkpoint, or an incomplete one ends the job with
+ * BEIT_EXIT_CHECKPOINT naming the path. Serial HDF5: any rank may open any checkpoint. */
 void ckpt_open(ckpt_reader *r, const char *path);
 /* Load every tensor of the table by name; a missing tensor or a shape that differs ends the
  * job with BEIT_EXIT_MISMATCH naming the tensor and both shapes. */
@@ -56,13 +87,23 @@ void ckpt_load_params(ckpt_reader *r, param_table *pt);
 int ckpt_read_param(ckpt_reader *r, const char *name, const param_info *p, float *dst);
 /* Size of axis `axis` of /params/<name>, or -1 when the tensor (or the axis) is absent. */
 int64_t ckpt_param_dim(ckpt_reader *r, const char *name, int axis);
-/* Load the AdamW state (BEIT_EXIT_CHECKPOINT if the file has none). */
+/* Load the whole AdamW state into m, v [total] (BEIT_EXIT_CHECKPOINT if the file has none;
+ * BEIT_EXIT_MISMATCH if it was written for another parameter layout). */
 void ckpt_load_optim(ckpt_reader *r, const param_table *pt, float *m, float *v);
+/* Load only the ranges of o (a ZeRO-1 shard): whatever rank count wrote the file. */
+void ckpt_load_optim_part(ckpt_reader *r, const param_table *pt, const ckpt_optim_part *o);
 void ckpt_close(ckpt_reader *r);
 
-/* The newest complete checkpoint "ckpt-<step>.h5" in dir, or NULL (malloc'd path). */
+/* 1 iff path is a readable beit checkpoint that is complete (format_version 1, or 2 with
+ * complete = 1). */
+int ckpt_is_complete(const char *path);
+/* The newest complete checkpoint "ckpt-<step>.h5" in dir, or NULL (malloc'd path). Newer
+ * files that are not complete are skipped with a warning; temporary files
+ * (".ckpt-<step>.h5.tmp.<pid>") never match. */
 char *ckpt_find_latest(const char *dir);
-/* Remove all but the newest `keep` checkpoints in dir (rank 0 only). */
+/* Keep the newest `keep` complete checkpoints in dir and remove the older ones (complete or
+ * not), and remove temporary checkpoint files left by killed runs (rank 0 only, right after
+ * a successful write). */
 void ckpt_rotate(const char *dir, int keep);
 
 #endif

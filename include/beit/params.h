@@ -26,12 +26,21 @@ typedef struct {
     float lr_scale; /* multiplies the scheduled lr; 1 unless set by layer decay */
 } param_info;
 
+/* Gradient-readiness hook (for the overlapped all-reduce, src/train/loop.c): called by a
+ * model's backward as soon as the gradients of the floats [0, float_offset) of the table are
+ * final for this backward pass. */
+typedef void (*params_grad_ready_fn)(void *ctx, size_t float_offset);
+
 typedef struct {
     param_info *t;
     int n, cap;
     size_t total;  /* floats in the flat buffers */
     float *data;   /* parameters, 64-byte aligned */
     float *grad;   /* gradients, same layout */
+    /* NULL (the default) = nobody listens. Set and cleared by the training loop around a
+     * step's forward/backward; models only call params_grad_ready. */
+    params_grad_ready_fn grad_ready;
+    void *grad_ready_ctx;
 } param_table;
 
 void params_init(param_table *pt);
@@ -45,6 +54,15 @@ int params_find(const param_table *pt, const char *name);
 static inline float *params_data(const param_table *pt, int i) { return pt->data + pt->t[i].offset; }
 static inline float *params_grad(const param_table *pt, int i) { return pt->grad + pt->t[i].offset; }
 void params_zero_grad(param_table *pt);
+/* Models call this in backward right after the gradient of tensor `last` became final, when
+ * the gradients of EVERY tensor before it in the table are final too (true by the table-order
+ * rule above: tensors added before a model's own belong to heads whose backward ran first).
+ * It reports the float offset of the end of `last` to the hook, if one is set; `last` < 0 is
+ * ignored. Reports of one pass are non-decreasing and the last one of a pass that reaches the
+ * end of the table is pt->total. Cheap: a NULL test when nobody listens. */
+static inline void params_grad_ready(const param_table *pt, int last) {
+    if (pt->grad_ready && last >= 0) pt->grad_ready(pt->grad_ready_ctx, pt->t[last].offset + pt->t[last].numel);
+}
 /* Set lr_scale = decay^(num_layers + 1 - layer_id) for every tensor with layer_id >= 0
  * (reference §4; num_layers = L blocks, ids 0..L+1). decay = 1 gives 1 everywhere. */
 void params_set_layer_decay(param_table *pt, double decay, int num_layers);

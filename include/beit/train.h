@@ -7,7 +7,23 @@
  * Loss normalisation across ranks: a task first reports a local count (pixels, masked
  * tokens, images); the loop sums it over ranks and hands the global count back, so the task
  * scales its gradients by 1/global_count and the summed gradient is the gradient of the
- * global mean, whatever the number of ranks. */
+ * global mean, whatever the number of ranks.
+ *
+ * Gradient reduction (dist.h): fixed rank-order sums, bucketed (dist.bucket_mb). With
+ * dist.overlap the loop sets pt->grad_ready for the step (params.h) and posts each bucket
+ * from inside the LAST backward pass, as the model reports its gradients final. It expects
+ * ceil(n_local / train.micro_batch) backward passes per step on a rank with n_local =
+ * G(r+1)/R - Gr/R samples (one pass without micro_batch), each ending with a report of the
+ * table's end: the rule every task follows. A task that runs fewer passes gets the reduction
+ * after its backward (correct, logged); more passes is a fatal internal error (the buckets
+ * would have left too early). dist.zero = 1: ZeRO stage 1 (reduce-scatter, AdamW on the
+ * rank's chunks, all-gather of the parameters); bit-identical to dist.zero = 0.
+ * Per logged step metrics.jsonl also holds comm_bytes (bytes rank 0 sent in gradient and
+ * parameter messages per step), comm_wait_s (seconds per step it waited for the reduction
+ * after backward) and comm_overlap (share of the buckets posted during backward).
+ * Checkpoints are written by all ranks (checkpoint.h); --resume auto takes the newest
+ * complete one; a checkpoint of R ranks resumes on any rank count (the optimizer state is
+ * re-sharded; with the same rank count the run continues bit for bit). */
 #ifndef BEIT_TRAIN_H
 #define BEIT_TRAIN_H
 

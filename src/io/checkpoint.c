@@ -12,110 +12,216 @@
 #include <unistd.h>
 
 #define CKPT_FORMAT "beit-checkpoint"
-#define CKPT_VERSION 1
+#define CKPT_VERSION 2     /* written */
+#define CKPT_VERSION_MIN 1 /* read: 1 = per-tensor optimizer groups, no 'complete' attribute */
+
+/* The table's layout as text, one "name offset numel" line per tensor: stored with the flat
+ * optimizer state and compared on load (the flat state only fits the same layout). */
+static char *layout_string(const param_table *pt) {
+    size_t cap = 64, n = 0;
+    for (int i = 0; i < pt->n; i++) cap += strlen(pt->t[i].name) + 48;
+    char *s = xmalloc(cap);
+    s[0] = '\0';
+    for (int i = 0; i < pt->n; i++)
+        n += (size_t)snprintf(s + n, cap - n, "%s %zu %zu\n", pt->t[i].name, pt->t[i].offset, pt->t[i].numel);
+    return s;
+}
 
 /* ---- writing: every HDF5 failure is an I/O failure of this file, not a bug ---- */
 typedef struct {
     const char *tmp;
     int failed;
+    int err; /* errno at the first failure (0: none known) */
     char what[256];
 } wctx;
 
 #define W(ctx, call)                                                                    \
     do {                                                                                \
-        if (!(ctx)->failed && (call) < 0) {                                             \
+        if ((call) < 0 && !(ctx)->failed) {                                             \
             (ctx)->failed = 1;                                                          \
+            (ctx)->err = errno;                                                         \
             snprintf((ctx)->what, sizeof (ctx)->what, "%s", #call);                     \
         }                                                                               \
     } while (0)
 
-static void attr_str(wctx *w, hid_t loc, const char *name, const char *val) {
-    W(w, h5a_put_str(loc, name, val));
+/* Rank that writes tensor p: the one whose even share [total*r/R, total*(r+1)/R) holds the
+ * tensor's first float, so the parameter bytes are spread over the ranks. */
+static int tensor_writer(const param_info *p, size_t total, int R) {
+    if (total == 0) return 0;
+    int r = (int)((double)p->offset * R / (double)total);
+    if (r >= R) r = R - 1;
+    while (r > 0 && total * (size_t)r / (size_t)R > p->offset) r--;
+    while (r + 1 < R && total * (size_t)(r + 1) / (size_t)R <= p->offset) r++;
+    return r;
 }
 
-static void attr_i64(wctx *w, hid_t loc, const char *name, int64_t v) {
-    W(w, h5a_put_i64(loc, name, v));
-}
-
-static void write_tensor(wctx *w, hid_t group, const param_info *p, const float *data) {
-    if (w->failed) return;
-    hsize_t dims[PARAM_MAX_DIMS];
-    for (int d = 0; d < p->ndim; d++) dims[d] = (hsize_t)p->shape[d];
-    hid_t s = H5Screate_simple(p->ndim, dims, NULL);
-    hid_t ds = H5Dcreate2(group, p->name, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+/* Parallel-HDF5 calls below are collective (every rank calls them in the same order with the
+ * same arguments) except the parameter writes, which are independent. A failure on one rank
+ * never makes it skip a collective call: it is remembered and agreed on with the others. */
+static hid_t create_dataset(wctx *w, hid_t group, const char *name, int ndim, const hsize_t *dims) {
+    hid_t s = H5Screate_simple(ndim, dims, NULL);
+    hid_t ds = H5Dcreate2(group, name, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     W(w, ds);
-    if (ds >= 0) {
-        W(w, H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data + p->offset));
-        H5Dclose(ds);
-    }
     H5Sclose(s);
+    return ds;
 }
 
-static void write_all(wctx *w, const param_table *pt, const float *m, const float *v, const ckpt_meta *meta,
-                      int nranks) {
-    hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+/* select the ranges in a 1-D file space of `total` floats and a 1-D memory space */
+static void select_ranges(hid_t fs, hid_t ms, const ckpt_optim_part *o) {
+    if (o->n == 0) {
+        H5Sselect_none(fs);
+        H5Sselect_none(ms);
+        return;
+    }
+    for (int i = 0; i < o->n; i++) {
+        hsize_t a = o->r[i].lo, n = o->r[i].hi - o->r[i].lo, m = o->r[i].off;
+        H5Sselect_hyperslab(fs, i ? H5S_SELECT_OR : H5S_SELECT_SET, &a, NULL, &n, NULL);
+        H5Sselect_hyperslab(ms, i ? H5S_SELECT_OR : H5S_SELECT_SET, &m, NULL, &n, NULL);
+    }
+}
+
+static hsize_t mem_extent(const ckpt_optim_part *o) {
+    hsize_t e = 1;
+    for (int i = 0; i < o->n; i++)
+        if (o->r[i].off + (o->r[i].hi - o->r[i].lo) > e) e = o->r[i].off + (o->r[i].hi - o->r[i].lo);
+    return e;
+}
+
+static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt, const ckpt_meta *meta,
+                      const beit_dist *d) {
+    hid_t fapl = H5_CHECK(H5Pcreate(H5P_FILE_ACCESS));
+    H5_CHECK(H5Pset_fapl_mpio(fapl, d->comm, MPI_INFO_NULL));
+    hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
     W(w, f);
-    if (f < 0) return;
-    attr_str(w, f, "format", CKPT_FORMAT);
-    attr_i64(w, f, "format_version", CKPT_VERSION);
-    attr_str(w, f, "kind", meta->kind);
-    attr_i64(w, f, "step", meta->step);
-    attr_i64(w, f, "seed", (int64_t)meta->seed);
-    attr_i64(w, f, "nranks", nranks);
+    if (!dist_all_ok(d, f >= 0)) {
+        /* not closed: H5Fclose is collective and some ranks have no file; the job ends */
+        if (!w->failed) {
+            w->failed = 1;
+            snprintf(w->what, sizeof w->what, "H5Fcreate failed on another rank");
+        }
+        return;
+    }
+    /* attributes are metadata: every rank writes the same values */
     char sum[32];
     snprintf(sum, sizeof sum, "%016llx", (unsigned long long)params_checksum(pt));
-    attr_str(w, f, "params_checksum", sum);
-    attr_str(w, f, "config", meta->config_yaml ? meta->config_yaml : "");
-    attr_str(w, f, "created_by", "beit " BEIT_VERSION);
+    W(w, h5a_put_str(f, "format", CKPT_FORMAT));
+    W(w, h5a_put_i64(f, "format_version", CKPT_VERSION));
+    W(w, h5a_put_str(f, "kind", meta->kind));
+    W(w, h5a_put_i64(f, "step", meta->step));
+    W(w, h5a_put_i64(f, "seed", (int64_t)meta->seed));
+    W(w, h5a_put_i64(f, "nranks", d->size));
+    W(w, h5a_put_str(f, "params_checksum", sum));
+    W(w, h5a_put_str(f, "config", meta->config_yaml ? meta->config_yaml : ""));
+    W(w, h5a_put_str(f, "created_by", "beit " BEIT_VERSION));
+
+    /* the parameters, once: tensor by tensor, each written by one rank (independent I/O) */
     hid_t gp = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     W(w, gp);
-    for (int i = 0; i < pt->n && gp >= 0; i++) write_tensor(w, gp, &pt->t[i], pt->data);
+    for (int i = 0; i < pt->n && gp >= 0; i++) {
+        const param_info *p = &pt->t[i];
+        hsize_t dims[PARAM_MAX_DIMS];
+        for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
+        hid_t ds = create_dataset(w, gp, p->name, p->ndim, dims);
+        if (ds >= 0 && tensor_writer(p, pt->total, d->size) == d->rank)
+            W(w, H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pt->data + p->offset));
+        if (ds >= 0) H5Dclose(ds);
+    }
     if (gp >= 0) H5Gclose(gp);
-    if (m && v) {
+
+    /* the AdamW state: two flat datasets in the table's float order; each rank writes the
+     * ranges it holds in one collective write per dataset */
+    if (opt && opt->m && opt->v) {
         hid_t go = H5Gcreate2(f, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         W(w, go);
-        hid_t gm = go >= 0 ? H5Gcreate2(go, "exp_avg", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
-        hid_t gv = go >= 0 ? H5Gcreate2(go, "exp_avg_sq", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
-        W(w, gm);
-        W(w, gv);
-        for (int i = 0; i < pt->n && gm >= 0 && gv >= 0; i++) {
-            write_tensor(w, gm, &pt->t[i], m);
-            write_tensor(w, gv, &pt->t[i], v);
+        hid_t dm = -1, dv = -1;
+        if (go >= 0) {
+            char *layout = layout_string(pt);
+            W(w, h5a_put_str(go, "layout", "flat"));
+            W(w, h5a_put_i64(go, "total", (int64_t)pt->total));
+            W(w, h5a_put_str(go, "tensors", layout));
+            W(w, h5a_put_i64(go, "writers", d->size));
+            free(layout);
+            hsize_t n = pt->total;
+            dm = create_dataset(w, go, "exp_avg_flat", 1, &n);
+            dv = create_dataset(w, go, "exp_avg_sq_flat", 1, &n);
         }
-        if (gm >= 0) H5Gclose(gm);
-        if (gv >= 0) H5Gclose(gv);
+        /* a collective write needs every rank: go ahead only if all have their datasets */
+        if (dist_all_ok(d, go >= 0 && dm >= 0 && dv >= 0)) {
+            hid_t dxpl = H5_CHECK(H5Pcreate(H5P_DATASET_XFER));
+            H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+            hsize_t n = pt->total, me = mem_extent(opt);
+            hid_t fs = H5Screate_simple(1, &n, NULL), ms = H5Screate_simple(1, &me, NULL);
+            select_ranges(fs, ms, opt);
+            W(w, H5Dwrite(dm, H5T_NATIVE_FLOAT, ms, fs, dxpl, opt->m));
+            W(w, H5Dwrite(dv, H5T_NATIVE_FLOAT, ms, fs, dxpl, opt->v));
+            H5Sclose(fs);
+            H5Sclose(ms);
+            H5Pclose(dxpl);
+        } else if (!w->failed) {
+            w->failed = 1;
+            snprintf(w->what, sizeof w->what, "creating /optim failed on another rank");
+        }
+        if (dm >= 0) H5Dclose(dm);
+        if (dv >= 0) H5Dclose(dv);
         if (go >= 0) H5Gclose(go);
     }
-    W(w, H5Fclose(f));
+    /* written last: a file at a checkpoint's name without it is incomplete */
+    W(w, h5a_put_i64(f, "complete", 1));
+    W(w, H5Fclose(f)); /* collective: flushes metadata and data */
 }
 
-void ckpt_write(const char *path, const param_table *pt, const float *m, const float *v,
-                const ckpt_meta *meta, const beit_dist *d) {
-    int ok = 1;
-    char msg[1024] = "";
+void ckpt_write_part(const char *path, const param_table *pt, const ckpt_optim_part *opt, const ckpt_meta *meta,
+                     const beit_dist *d) {
+    /* one temporary name for all ranks (rank 0's pid) */
+    char *tmp = NULL;
+    int len = 0;
     if (d->rank == 0) {
-        char *tmp = beit_tmp_path(path);
-        wctx w = {tmp, 0, ""};
-        write_all(&w, pt, m, v, meta, d->size);
-        if (!w.failed && beit_commit_file(tmp, path) != 0) {
-            w.failed = 1;
-            snprintf(w.what, sizeof w.what, "rename: %s", strerror(errno));
-        }
-        if (w.failed) {
-            int e = errno;
-            unlink(tmp);
-            ok = 0;
-            snprintf(msg, sizeof msg, "cannot write checkpoint %s (%s; %s); the previous checkpoint is kept",
-                     path, w.what, e ? strerror(e) : "HDF5 error");
-        }
-        free(tmp);
+        tmp = beit_tmp_path(path);
+        len = (int)strlen(tmp) + 1;
     }
-    if (!dist_all_ok(d, ok)) {
-        if (d->rank == 0) beit_fatal_user(BEIT_EXIT_IO, "%s", msg);
+    MPI_CHECK(MPI_Bcast(&len, 1, MPI_INT, 0, d->comm));
+    if (d->rank != 0) tmp = xmalloc((size_t)len);
+    MPI_CHECK(MPI_Bcast(tmp, len, MPI_CHAR, 0, d->comm));
+
+    beit_tmp_guard_set(tmp);
+    wctx w = {tmp, 0, 0, ""};
+    errno = 0;
+    write_all(&w, pt, opt, meta, d);
+    int ok = dist_all_ok(d, !w.failed);
+    if (ok && d->rank == 0 && beit_commit_file(tmp, path) != 0) {
+        w.failed = 1;
+        w.err = errno;
+        snprintf(w.what, sizeof w.what, "rename to the final name");
+    }
+    ok = dist_all_ok(d, !w.failed);
+    beit_tmp_guard_clear();
+    if (!ok) {
+        /* the first failing rank tells what failed */
+        int who = w.failed ? d->rank : d->size;
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &who, 1, MPI_INT, MPI_MIN, d->comm));
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s%s%s", w.what, w.err ? ": " : "", w.err ? strerror(w.err) : "");
+        MPI_CHECK(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, who, d->comm));
+        if (d->rank == 0) {
+            unlink(tmp);
+            beit_fatal_user(BEIT_EXIT_IO, "cannot write checkpoint %s (rank %d: %s; temporary file %s removed); the "
+                            "previous checkpoint is kept", path, who, msg, tmp);
+        }
         /* other ranks wait for rank 0's abort; exiting here could race its message */
         dist_barrier(d);
         beit_exit(BEIT_EXIT_IO);
     }
+    free(tmp);
+}
+
+void ckpt_write(const char *path, const param_table *pt, const float *m, const float *v,
+                const ckpt_meta *meta, const beit_dist *d) {
+    /* replicated state: each rank writes an even share */
+    dist_range r = {pt->total * (size_t)d->rank / (size_t)d->size, pt->total * (size_t)(d->rank + 1) / (size_t)d->size, 0};
+    r.off = r.lo;
+    ckpt_optim_part o = {(float *)m, (float *)v, r.hi > r.lo ? 1 : 0, &r};
+    ckpt_write_part(path, pt, m && v ? &o : NULL, meta, d);
 }
 
 /* ---- reading ---- */
@@ -139,9 +245,13 @@ void ckpt_open(ckpt_reader *r, const char *path) {
     if (read_attr_str(f, "format", &fmt) != 0 || strcmp(fmt, CKPT_FORMAT) != 0)
         beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: not a beit checkpoint (attribute 'format' is %s, expected '%s')",
                         path, fmt ? fmt : "missing", CKPT_FORMAT);
-    if (read_attr_i64(f, "format_version", &ver) != 0 || ver != CKPT_VERSION)
-        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: checkpoint format_version %lld, this beit reads %d", path,
-                        (long long)ver, CKPT_VERSION);
+    if (read_attr_i64(f, "format_version", &ver) != 0 || ver < CKPT_VERSION_MIN || ver > CKPT_VERSION)
+        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: checkpoint format_version %lld, this beit reads %d..%d", path,
+                        (long long)ver, CKPT_VERSION_MIN, CKPT_VERSION);
+    int64_t complete = 0;
+    if (ver >= 2 && (read_attr_i64(f, "complete", &complete) != 0 || complete != 1))
+        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: incomplete checkpoint (no attribute 'complete': its write did not "
+                        "finish); use an older one", path);
     if (read_attr_str(f, "kind", &kind) != 0 || read_attr_i64(f, "step", &step) != 0 ||
         read_attr_i64(f, "seed", &seed) != 0 || read_attr_i64(f, "nranks", &nranks) != 0 ||
         read_attr_str(f, "config", &r->config_yaml) != 0)
@@ -227,10 +337,65 @@ int ckpt_read_param(ckpt_reader *r, const char *name, const param_info *p, float
 
 void ckpt_load_params(ckpt_reader *r, param_table *pt) { read_group(r, "params", pt, pt->data); }
 
-void ckpt_load_optim(ckpt_reader *r, const param_table *pt, float *m, float *v) {
+/* format 2: the flat datasets, the ranges of o */
+static void read_flat(ckpt_reader *r, const param_table *pt, const ckpt_optim_part *o) {
+    hid_t f = (hid_t)r->file;
+    hid_t go = H5Gopen2(f, "optim", H5P_DEFAULT);
+    if (go < 0) beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot open /optim (file damaged?)", r->path);
+    int64_t total = -1;
+    char *layout = h5a_get_str(go, "tensors"), *mine = layout_string(pt);
+    if (h5a_get_int(go, "total", &total) != 0 || !layout)
+        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: /optim lacks its attributes 'total' and 'tensors'", r->path);
+    if (total != (int64_t)pt->total || strcmp(layout, mine) != 0)
+        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: the optimizer state is laid out for another parameter table (%lld "
+                        "floats; this model has %zu, or its tensors differ in order or size)", r->path, (long long)total,
+                        pt->total);
+    free(layout);
+    free(mine);
+    const char *names[2] = {"exp_avg_flat", "exp_avg_sq_flat"};
+    float *dst[2] = {o->m, o->v};
+    for (int k = 0; k < 2; k++) {
+        hid_t ds = H5Dopen2(go, names[k], H5P_DEFAULT);
+        if (ds < 0) beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: /optim/%s missing (file damaged?)", r->path, names[k]);
+        hsize_t n = pt->total, me = mem_extent(o), have = 0;
+        hid_t fsp = H5Dget_space(ds);
+        if (H5Sget_simple_extent_ndims(fsp) != 1 || (H5Sget_simple_extent_dims(fsp, &have, NULL), have != n))
+            beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: /optim/%s is not [%zu]", r->path, names[k], pt->total);
+        H5Sclose(fsp);
+        hid_t fs = H5Screate_simple(1, &n, NULL), ms = H5Screate_simple(1, &me, NULL);
+        select_ranges(fs, ms, o);
+        if (o->n > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, dst[k]) < 0)
+            beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read /optim/%s (file damaged?)", r->path, names[k]);
+        H5Sclose(fs);
+        H5Sclose(ms);
+        H5Dclose(ds);
+    }
+    H5Gclose(go);
+}
+
+void ckpt_load_optim_part(ckpt_reader *r, const param_table *pt, const ckpt_optim_part *o) {
     if (!r->has_optim) beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: no optimizer state (weights-only file)", r->path);
-    read_group(r, "optim/exp_avg", pt, m - 0);
+    if (H5Lexists((hid_t)r->file, "optim/exp_avg_flat", H5P_DEFAULT) > 0) {
+        read_flat(r, pt, o);
+        return;
+    }
+    /* format 1: per-tensor groups, read whole, then the ranges */
+    float *m = xalloc_floats(pt->total), *v = xalloc_floats(pt->total);
+    read_group(r, "optim/exp_avg", pt, m);
     read_group(r, "optim/exp_avg_sq", pt, v);
+    for (int i = 0; i < o->n; i++) {
+        size_t n = o->r[i].hi - o->r[i].lo;
+        memcpy(o->m + o->r[i].off, m + o->r[i].lo, n * sizeof(float));
+        memcpy(o->v + o->r[i].off, v + o->r[i].lo, n * sizeof(float));
+    }
+    free(m);
+    free(v);
+}
+
+void ckpt_load_optim(ckpt_reader *r, const param_table *pt, float *m, float *v) {
+    dist_range all = {0, pt->total, 0};
+    ckpt_optim_part o = {m, v, pt->total > 0 ? 1 : 0, &all};
+    ckpt_load_optim_part(r, pt, &o);
 }
 
 void ckpt_close(ckpt_reader *r) {
@@ -245,17 +410,18 @@ static int parse_ckpt_name(const char *name, long long *step) {
     return sscanf(name, "ckpt-%lld.h5%7s", step, tail) == 1 && strncmp(name, "ckpt-", 5) == 0;
 }
 
-char *ckpt_find_latest(const char *dir) {
-    DIR *dp = opendir(dir);
-    if (!dp) return NULL;
-    long long best = -1;
-    struct dirent *e;
-    while ((e = readdir(dp))) {
-        long long s;
-        if (parse_ckpt_name(e->d_name, &s) && s > best) best = s;
-    }
-    closedir(dp);
-    return best < 0 ? NULL : xasprintf("%s/ckpt-%08lld.h5", dir, best);
+int ckpt_is_complete(const char *path) {
+    if (access(path, R_OK) != 0) return 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return 0;
+    char *fmt = h5a_get_str(f, "format");
+    int64_t ver = 0, complete = 0;
+    int ok = fmt && strcmp(fmt, CKPT_FORMAT) == 0 && h5a_get_int(f, "format_version", &ver) == 0 &&
+             ver >= CKPT_VERSION_MIN && ver <= CKPT_VERSION &&
+             (ver == 1 || (h5a_get_int(f, "complete", &complete) == 0 && complete == 1));
+    free(fmt);
+    H5Fclose(f);
+    return ok;
 }
 
 static int cmp_ll(const void *a, const void *b) {
@@ -263,21 +429,72 @@ static int cmp_ll(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-void ckpt_rotate(const char *dir, int keep) {
+/* the steps of the ckpt-<step>.h5 names in dir, ascending (malloc'd; NULL when none) */
+static long long *list_steps(const char *dir, int *n_out) {
+    *n_out = 0;
     DIR *dp = opendir(dir);
-    if (!dp) return;
-    long long steps[4096];
-    int n = 0;
+    if (!dp) return NULL;
+    int n = 0, cap = 0;
+    long long *steps = NULL;
     struct dirent *e;
-    while ((e = readdir(dp)) && n < 4096) {
+    while ((e = readdir(dp))) {
         long long s;
-        if (parse_ckpt_name(e->d_name, &s)) steps[n++] = s;
+        if (!parse_ckpt_name(e->d_name, &s)) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            steps = xrealloc(steps, (size_t)cap * sizeof *steps);
+        }
+        steps[n++] = s;
     }
     closedir(dp);
-    qsort(steps, (size_t)n, sizeof steps[0], cmp_ll);
-    for (int i = 0; i + keep < n; i++) {
+    if (n) qsort(steps, (size_t)n, sizeof steps[0], cmp_ll);
+    *n_out = n;
+    return steps;
+}
+
+char *ckpt_find_latest(const char *dir) {
+    int n;
+    long long *steps = list_steps(dir, &n);
+    char *out = NULL;
+    for (int i = n - 1; i >= 0 && !out; i--) {
         char *p = xasprintf("%s/ckpt-%08lld.h5", dir, steps[i]);
-        unlink(p);
+        if (ckpt_is_complete(p)) out = p;
+        else {
+            beit_warn("ignoring %s: not a complete checkpoint (its write did not finish, or the file is damaged)", p);
+            free(p);
+        }
+    }
+    free(steps);
+    return out;
+}
+
+void ckpt_rotate(const char *dir, int keep) {
+    int n;
+    long long *steps = list_steps(dir, &n);
+    int kept = 0;
+    for (int i = n - 1; i >= 0; i--) { /* newest first: keep `keep` complete ones */
+        char *p = xasprintf("%s/ckpt-%08lld.h5", dir, steps[i]);
+        if (kept < keep) {
+            if (ckpt_is_complete(p)) kept++;
+        } else {
+            unlink(p);
+        }
         free(p);
     }
+    free(steps);
+    /* temporary files of checkpoints (".ckpt-<step>.h5.tmp.<pid>") left by a killed run: no
+     * write is in progress now (the caller just finished one) */
+    DIR *dp = opendir(dir);
+    if (!dp) return;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        long long s;
+        if (strncmp(e->d_name, ".ckpt-", 6) != 0 || !strstr(e->d_name, ".h5.tmp.") ||
+            sscanf(e->d_name, ".ckpt-%lld.h5.tmp.", &s) != 1)
+            continue;
+        char *p = xasprintf("%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) beit_warn("removed %s (left by an interrupted checkpoint write)", p);
+        free(p);
+    }
+    closedir(dp);
 }

@@ -551,6 +551,7 @@ static void block_backward_rot(dvae_model *m, param_table *pt, dvae_block *blk, 
     float *d = g[2];
     g[2] = g[0];
     g[0] = d;
+    params_grad_ready(pt, blk->idconv.w >= 0 ? blk->idconv.b : blk->conv1.b); /* the block's last tensor */
 }
 
 /* d/d out of the recon sum, times scale -> dout[B,C',S,S] */
@@ -614,6 +615,7 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
     size_t n = (size_t)B * w[0] * SS;
     memset(g[0], 0, n * sizeof(float));
     conv_bwd(m, pt, &m->dec_out, g[0], g[1], m->d_aout, B);
+    params_grad_ready(pt, m->dec_out.b); /* overlapped all-reduce hook (params.h) */
     relu_mask(g[0], m->d_aout, n);
 
     for (int i = G - 1; i >= 0; i--) {
@@ -638,6 +640,7 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
     size_t VP = (size_t)m->V * m->P;
     memset(m->dz, 0, (size_t)B * VP * sizeof(float));
     conv_bwd(m, pt, &m->dec_stem, m->dz, g[0], m->z, B);
+    params_grad_ready(pt, m->dec_stem.b);
     for (int b = 0; b < B; b++)
         column_softmax_backward(m->dz + b * VP, m->z + b * VP, m->logits + b * VP, m->lse + (size_t)b * m->P,
                                 m->negent + (size_t)b * m->P, m->acc, m->accf, m->V, m->P, m->tau,
@@ -646,6 +649,7 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
     n = (size_t)B * w[G - 1] * m->P;
     memset(g[0], 0, n * sizeof(float));
     conv_bwd(m, pt, &m->enc_out, g[0], m->dz, m->e_aout, B);
+    params_grad_ready(pt, m->enc_out.b);
     relu_mask(g[0], m->e_aout, n);
 
     for (int gg = G - 1; gg >= 0; gg--) {
@@ -665,6 +669,7 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
         }
     }
     conv_bwd(m, pt, &m->enc_stem, NULL, g[0], m->xin, B);
+    params_grad_ready(pt, m->enc_stem.b);
 }
 
 /* ================================ inference ================================ */

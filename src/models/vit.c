@@ -487,6 +487,7 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
     } else {
         memcpy(dx, a->dfeat, nd * sizeof(float));
     }
+    params_grad_ready(pt, m->p_norm_b); /* heads and the final norm are final (hook: params.h) */
     if (a->drelbias) memset(a->drelbias, 0, (size_t)NH * T * T * sizeof(float));
 
     for (int l = L - 1; l >= 0; l--) {
@@ -531,8 +532,10 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
         }
         layernorm_backward(dx, G(p->norm1_w), G(p->norm1_b), a->dln, x, P(p->norm1_w), SLICE(a->ln1_mean, l, (size_t)T),
                            SLICE(a->ln1_rstd, l, (size_t)T), N, D);
+        params_grad_ready(pt, p->norm1_b); /* block l's tensors end with norm1.bias */
     }
     if (a->drelbias && m->p_rel >= 0) relpos_bias_backward(G(m->p_rel), a->drelbias, m->relpos_index, NH, T);
+    params_grad_ready(pt, m->p_rel);
 
     /* embeddings: dx is the gradient of resid[0] */
     float *dpos = G(m->p_pos), *dcls = G(m->p_cls), *dmask = G(m->p_mask);
@@ -554,6 +557,7 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
         }
     }
     linear_backward(NULL, G(m->p_patch_w), G(m->p_patch_b), dpe, a->patches, P(m->p_patch_w), B * Np, K, D);
+    params_grad_ready(pt, m->p_patch_b); /* the embeddings: the last tensors of the table */
 }
 
 /* ---------------------------------------------------------------------------------------- */
