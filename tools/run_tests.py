@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -51,14 +52,16 @@ def main():
         env.update(t.get("env") or {})
         timeout = max(int(t.get("timeout") or 0), 600)
         t0 = time.time()
+        # its own session, so a timeout kills everything it started (mpirun ranks, daemons)
+        p = subprocess.Popen(t["cmd"], cwd=t.get("workdir") or a.build_dir, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            p = subprocess.run(t["cmd"], cwd=t.get("workdir") or a.build_dir, env=env,
-                               capture_output=True, text=True, timeout=timeout)
-            rc, so, se = p.returncode, p.stdout, p.stderr
-        except subprocess.TimeoutExpired as e:
+            so, se = p.communicate(timeout=timeout)
+            rc = p.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            so, se = p.communicate()
             rc = "timeout"
-            so = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-            se = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
         dt = time.time() - t0
         lines = so.splitlines()
         n_ok = sum(1 for l in lines if OK.match(l))
