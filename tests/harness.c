@@ -161,6 +161,57 @@ double fx_scalar(fixture *f, const char *name) {
     return v;
 }
 
+static char *fx_key(const char *group, const char *name) { return xasprintf("%s/%s", group, name); }
+
+float *fx_floats_in(fixture *f, const char *group, const char *name, size_t *n) {
+    char *k = fx_key(group, name);
+    float *x = fx_floats(f, k, n);
+    free(k);
+    return x;
+}
+
+int64_t *fx_ints_in(fixture *f, const char *group, const char *name, size_t *n) {
+    char *k = fx_key(group, name);
+    int64_t *x = fx_ints(f, k, n);
+    free(k);
+    return x;
+}
+
+double fx_scalar_in(fixture *f, const char *group, const char *name) {
+    char *k = fx_key(group, name);
+    double v = fx_scalar(f, k);
+    free(k);
+    return v;
+}
+
+char **fx_names_in(fixture *f, const char *group, const char *name, size_t *count) {
+    size_t n;
+    int64_t *b = fx_ints_in(f, group, name, &n);
+    char *s = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++) s[i] = (char)b[i];
+    s[n] = 0;
+    free(b);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += s[i] == '\n';
+    char **out = xmalloc((k + 1) * sizeof(char *));
+    size_t j = 0;
+    char *tok = s;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\n') {
+            s[i] = 0;
+            out[j++] = tok;
+            tok = s + i + 1;
+        }
+    out[k] = s; /* the block, for fx_names_free */
+    *count = k;
+    return out;
+}
+
+void fx_names_free(char **names, size_t count) {
+    free(names[count]);
+    free(names);
+}
+
 void fx_close(fixture *f) {
     H5Fclose(f->file);
     free(f);

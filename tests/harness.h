@@ -30,6 +30,14 @@ int64_t *fx_ints(fixture *f, const char *name, size_t *n); /* any integer datase
 double fx_scalar(fixture *f, const char *name);            /* a 1-element dataset */
 int fx_has(fixture *f, const char *name);
 void fx_close(fixture *f);
+/* The same for dataset "<group>/<name>" (a fixture case's group) */
+float *fx_floats_in(fixture *f, const char *group, const char *name, size_t *n);
+int64_t *fx_ints_in(fixture *f, const char *group, const char *name, size_t *n);
+double fx_scalar_in(fixture *f, const char *group, const char *name);
+/* "<group>/<name>" holding "a\nb\n..." as int64 bytes (the generators' parameter-name lists)
+ * -> count strings; free with fx_names_free(names, count). */
+char **fx_names_in(fixture *f, const char *group, const char *name, size_t *count);
+void fx_names_free(char **names, size_t count);
 /* Directory of fixtures: $BEIT_FIXTURES, else the source tree's tests/fixtures. */
 const char *fx_dir(void);
 

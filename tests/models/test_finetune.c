@@ -39,16 +39,9 @@
 
 static fixture *FX;
 
-static float *FL(const char *cs, const char *name, size_t *n) {
-    char key[256];
-    snprintf(key, sizeof key, "%s/%s", cs, name);
-    return fx_floats(FX, key, n);
-}
-static int64_t *INTS(const char *cs, const char *name, size_t *n) {
-    char key[256];
-    snprintf(key, sizeof key, "%s/%s", cs, name);
-    return fx_ints(FX, key, n);
-}
+#define FL(cs, name, n) fx_floats_in(FX, (cs), (name), (n))
+#define INTS(cs, name, n) fx_ints_in(FX, (cs), (name), (n))
+#define SCALAR(cs, name) fx_scalar_in(FX, (cs), (name))
 
 typedef struct {
     ft_model f;
@@ -78,13 +71,12 @@ static void run_case(const char *cs, int vanilla, int cls_pool, const char *cons
     param_table *pt = &k.f.pt;
 
     /* (a) the table against torch: names, shapes, decay, layer id, lr scale */
-    size_t nb, nd, nl;
-    int64_t *b = INTS(cs, "names", &nb), *decay = INTS(cs, "decay", &nd), *lid = INTS(cs, "layer_id", &nl);
-    char *s = xmalloc(nb + 1);
-    for (size_t i = 0; i < nb; i++) s[i] = (char)b[i];
-    s[nb] = 0;
+    size_t nn, nd, nl;
+    char **names = fx_names_in(FX, cs, "names", &nn);
+    int64_t *decay = INTS(cs, "decay", &nd), *lid = INTS(cs, "layer_id", &nl);
     int n = 0, names_ok = 1, decay_ok = 1, lid_ok = 1, scale_ok = 1;
-    for (char *tok = strtok(s, "\n"); tok; tok = strtok(NULL, "\n"), n++) {
+    for (; n < (int)nn; n++) {
+        const char *tok = names[n];
         int j = params_find(pt, tok);
         if (j < 0) {
             t_diag("%s: torch parameter %s missing from the C table", cs, tok);
@@ -104,8 +96,7 @@ static void run_case(const char *cs, int vanilla, int cls_pool, const char *cons
     t_ok(decay_ok, "%s: decay flags == unilm get_parameter_groups rule", cs);
     t_ok(lid_ok, "%s: layer ids == unilm get_num_layer_for_vit (block k -> k+1, embeddings 0, rest L+1)", cs);
     t_ok(scale_ok, "%s: lr_scale == 0.65^(L+1-id) for every tensor (rtol 1e-6)", cs);
-    free(s);
-    free(b);
+    fx_names_free(names, nn);
     free(decay);
     free(lid);
 
@@ -125,8 +116,7 @@ static void run_case(const char *cs, int vanilla, int cls_pool, const char *cons
     for (int i = 0; i < BATCH; i++) k.labels[i] = (int32_t)lab[i];
     free(lab);
 
-    double loss = case_loss(&k), want_loss = fx_scalar(FX, (snprintf(s = xmalloc(64), 64, "%s/loss", cs), s));
-    free(s);
+    double loss = case_loss(&k), want_loss = SCALAR(cs, "loss");
     t_ok(fabs(loss - want_loss) <= 1e-5 * fabs(want_loss), "%s: mean loss (label smoothing 0.1) %.9g vs torch %.9g (rtol 1e-5)",
          cs, loss, want_loss);
     char nm[256];

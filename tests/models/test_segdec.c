@@ -59,45 +59,10 @@
 
 static fixture *FX;
 
-static float *FL(const char *cs, const char *name, size_t *n) {
-    char key[256];
-    snprintf(key, sizeof key, "%s/%s", cs, name);
-    return fx_floats(FX, key, n);
-}
-static int64_t *INTS(const char *cs, const char *name, size_t *n) {
-    char key[256];
-    snprintf(key, sizeof key, "%s/%s", cs, name);
-    return fx_ints(FX, key, n);
-}
-static double SCALAR(const char *cs, const char *name) {
-    char key[256];
-    snprintf(key, sizeof key, "%s/%s", cs, name);
-    return fx_scalar(FX, key);
-}
+#define FL(cs, name, n) fx_floats_in(FX, (cs), (name), (n))
+#define INTS(cs, name, n) fx_ints_in(FX, (cs), (name), (n))
+#define SCALAR(cs, name) fx_scalar_in(FX, (cs), (name))
 
-/* names\n joined as int64 bytes -> array of strings; out[count] holds the block to free */
-static char **parse_names(const char *cs, size_t *count) {
-    size_t n;
-    int64_t *b = INTS(cs, "names", &n);
-    char *s = xmalloc(n + 1);
-    for (size_t i = 0; i < n; i++) s[i] = (char)b[i];
-    s[n] = 0;
-    free(b);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += s[i] == '\n';
-    char **out = xmalloc((k + 1) * sizeof(char *));
-    size_t j = 0;
-    char *tok = s;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\n') {
-            s[i] = 0;
-            out[j++] = tok;
-            tok = s + i + 1;
-        }
-    out[k] = s;
-    *count = k;
-    return out;
-}
 
 /* ---------------------------------------------------------------------------------------- */
 typedef struct {
@@ -176,7 +141,7 @@ static void free_case(scase *c) {
 
 static void check_table(scase *c) {
     size_t n, ns, nd;
-    char **names = parse_names(c->cs, &n);
+    char **names = fx_names_in(FX, c->cs, "names", &n);
     int64_t *shapes = INTS(c->cs, "shapes", &ns), *decay = INTS(c->cs, "decay", &nd);
     int names_ok = (size_t)c->pt.n == n, decay_ok = 1, lid_ok = 1;
     for (size_t i = 0; i < n; i++) {
@@ -203,8 +168,7 @@ static void check_table(scase *c) {
          c->pt.n);
     t_ok(decay_ok, "%s: decay flags == rule (0 for 1-D and *.bias)", c->cs);
     t_ok(lid_ok, "%s: every layer id == %d (segdec_build's argument)", c->cs, LAYER_ID);
-    free(names[n]);
-    free(names);
+    fx_names_free(names, n);
     free(shapes);
     free(decay);
 }

@@ -56,21 +56,9 @@
 
 static fixture *FX;
 
-static float *FL(const char *cs, const char *name, size_t *n) {
-    char key[256];
-    snprintf(key, sizeof key, "%s/%s", cs, name);
-    return fx_floats(FX, key, n);
-}
-static int64_t *INTS(const char *cs, const char *name, size_t *n) {
-    char key[256];
-    snprintf(key, sizeof key, "%s/%s", cs, name);
-    return fx_ints(FX, key, n);
-}
-static double SCALAR(const char *cs, const char *name) {
-    char key[256];
-    snprintf(key, sizeof key, "%s/%s", cs, name);
-    return fx_scalar(FX, key);
-}
+#define FL(cs, name, n) fx_floats_in(FX, (cs), (name), (n))
+#define INTS(cs, name, n) fx_ints_in(FX, (cs), (name), (n))
+#define SCALAR(cs, name) fx_scalar_in(FX, (cs), (name))
 
 static vit_dims small_dims(vit_variant v, vit_head_type h, int all_tokens) {
     vit_dims d = vit_dims_defaults();
@@ -108,33 +96,10 @@ static double case_loss(void *p) {
     return s / c->M;
 }
 
-/* names\n joined as int64 bytes -> array of strings (in a heap block) */
-static char **parse_names(const char *cs, size_t *count) {
-    size_t n;
-    int64_t *b = INTS(cs, "names", &n);
-    char *s = xmalloc(n + 1);
-    for (size_t i = 0; i < n; i++) s[i] = (char)b[i];
-    s[n] = 0;
-    free(b);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) k += s[i] == '\n';
-    char **out = xmalloc((k + 1) * sizeof(char *));
-    size_t j = 0;
-    char *tok = s;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\n') {
-            s[i] = 0;
-            out[j++] = tok;
-            tok = s + i + 1;
-        }
-    out[k] = s; /* keep the block for free() */
-    *count = k;
-    return out;
-}
 
 static void check_table(vcase *c) {
     size_t n, ns, nd, nl;
-    char **names = parse_names(c->cs, &n);
+    char **names = fx_names_in(FX, c->cs, "names", &n);
     int64_t *shapes = INTS(c->cs, "shapes", &ns), *decay = INTS(c->cs, "decay", &nd), *lid = INTS(c->cs, "layer_id", &nl);
     int names_ok = (size_t)c->pt.n == n, decay_ok = 1, lid_ok = 1;
     for (size_t i = 0; i < n; i++) {
@@ -163,8 +128,7 @@ static void check_table(vcase *c) {
     t_ok(names_ok, "%s: C table names/shapes == torch named_parameters (%zu tensors, table has %d)", c->cs, n, c->pt.n);
     t_ok(decay_ok, "%s: decay flags == unilm get_parameter_groups rule (skip pos_embed, cls_token)", c->cs);
     t_ok(lid_ok, "%s: layer ids == unilm get_num_layer_for_vit(name, L+2)", c->cs);
-    free(names[n]);
-    free(names);
+    fx_names_free(names, n);
     free(shapes);
     free(decay);
     free(lid);
