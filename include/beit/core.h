@@ -157,6 +157,18 @@ int beit_commit_file(const char *tmp_path, const char *final_path);
  * clear restores the previous handlers. */
 void beit_tmp_guard_set(const char *tmp_path);
 void beit_tmp_guard_clear(void);
+/* Stop requests (preemption; the training loop, train.h). install: SIGUSR1 and SIGTERM only
+ * record that they arrived (one volatile sig_atomic_t: async-signal-safe; SA_RESTART), the
+ * previous handlers are saved; restore puts them back and forgets the request. While installed,
+ * beit_tmp_guard_set leaves these two signals alone, so a stop request during a checkpoint write
+ * neither kills the writer nor removes its file. beit_stop_signal: the first such signal since
+ * install (SIGUSR1 or SIGTERM), or 0. Process-wide state (fsutil.c): a handler gets no context. */
+void beit_stop_signals_install(void);
+void beit_stop_signals_restore(void);
+int beit_stop_signal(void);
+/* End the job cleanly with `code` when EVERY rank calls it (an agreed stop): flush,
+ * MPI_Finalize, exit(code). No MPI_Abort: mpirun and srun then report the code itself. */
+BEIT_NORETURN void beit_exit_all(int code);
 /* mkdir -p; returns 0 or -1 with errno set */
 int beit_mkdir_p(const char *path);
 

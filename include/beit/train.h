@@ -23,7 +23,19 @@
  * after backward) and comm_overlap (share of the buckets posted during backward).
  * Checkpoints are written by all ranks (checkpoint.h); --resume auto takes the newest
  * complete one; a checkpoint of R ranks resumes on any rank count (the optimizer state is
- * re-sharded; with the same rank count the run continues bit for bit). */
+ * re-sharded; with the same rank count the run continues bit for bit).
+ *
+ * Preemption: while train_run runs, SIGUSR1 and SIGTERM only set a flag (core.h,
+ * beit_stop_signals_install; the handlers are installed on entry and restored on return). After
+ * each step's optimizer update the ranks combine their flags with one MPI_Allreduce (MAX of the
+ * signal number, 4 bytes), so a signal that reached only some ranks (or only mpirun, which
+ * forwards SIGUSR1) stops every rank after the same step. They log that step, write its
+ * checkpoint (collective, atomic; further signals during the write only set the flag again),
+ * log "preempted at step N: checkpoint <path> written; resume with --resume auto" and end the
+ * process with BEIT_EXIT_PREEMPTED (8) after MPI_Finalize on every rank: train_run does not
+ * return then. A stop requested during the last step ends the run normally (its checkpoint is
+ * the final one). `--resume auto` continues from that checkpoint bit for bit on the same rank
+ * count. */
 #ifndef BEIT_TRAIN_H
 #define BEIT_TRAIN_H
 
@@ -74,7 +86,9 @@ typedef struct {
 /* Total optimizer steps of the run: round(epochs * steps_per_epoch), at least 1. */
 int64_t train_total_steps(const beit_config *c, int64_t steps_per_epoch);
 /* Run the loop. Writes out_dir/config.yaml, out_dir/metrics.jsonl (appends on resume),
- * checkpoints out_dir/ckpt-<step>.h5 every train.ckpt_every steps and at the end. */
+ * checkpoints out_dir/ckpt-<step>.h5 every train.ckpt_every steps and at the end. On SIGUSR1 or
+ * SIGTERM (see above) it checkpoints and exits the process with BEIT_EXIT_PREEMPTED instead of
+ * returning. */
 train_result train_run(train_task *t, const beit_config *c, const train_opts *o, const beit_dist *d);
 
 #endif

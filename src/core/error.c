@@ -26,6 +26,16 @@ void beit_exit(int code) {
     exit(code);
 }
 
+void beit_exit_all(int code) {
+    fflush(stdout);
+    fflush(stderr);
+    int inited = 0, finalized = 0;
+    MPI_Initialized(&inited);
+    MPI_Finalized(&finalized);
+    if (inited && !finalized) MPI_Finalize();
+    exit(code);
+}
+
 static void vreport(const char *file, int line, const char *fmt, va_list ap) {
     char msg[4096];
     vsnprintf(msg, sizeof msg, fmt, ap);

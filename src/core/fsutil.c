@@ -76,8 +76,48 @@ void beit_uuid4(char out[37]) {
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* ---- stop requests (SIGUSR1, SIGTERM while training) ---- */
+static const int STOP_SIGNALS[2] = {SIGUSR1, SIGTERM};
+static volatile sig_atomic_t g_stop_sig;
+static volatile sig_atomic_t g_stop_active; /* handlers installed */
+static struct sigaction g_stop_old[2];
+
+static void stop_on_signal(int sig) {
+    if (!g_stop_sig) g_stop_sig = sig; /* the first one counts; nothing else is safe here */
+}
+
+static int stop_owns(int sig) {
+    if (!g_stop_active) return 0;
+    for (int i = 0; i < 2; i++)
+        if (STOP_SIGNALS[i] == sig) return 1;
+    return 0;
+}
+
+void beit_stop_signals_install(void) {
+    if (g_stop_active) return;
+    g_stop_sig = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = stop_on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 2; i++) sigaction(STOP_SIGNALS[i], &sa, &g_stop_old[i]);
+    g_stop_active = 1;
+}
+
+void beit_stop_signals_restore(void) {
+    if (!g_stop_active) return;
+    for (int i = 0; i < 2; i++) sigaction(STOP_SIGNALS[i], &g_stop_old[i], NULL);
+    g_stop_active = 0;
+    g_stop_sig = 0;
+}
+
+int beit_stop_signal(void) { return (int)g_stop_sig; }
+
+/* ---- the temporary-file guard ---- */
 static char g_guard_tmp[4096];
 static struct sigaction g_guard_old[3];
+static int g_guard_set[3]; /* which of the signals the guard took over */
 static const int GUARD_SIGNALS[3] = {SIGINT, SIGTERM, SIGHUP};
 
 static void guard_on_signal(int sig) {
@@ -92,11 +132,16 @@ void beit_tmp_guard_set(const char *tmp_path) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = guard_on_signal;
     sigemptyset(&sa.sa_mask);
-    for (int i = 0; i < 3; i++) sigaction(GUARD_SIGNALS[i], &sa, &g_guard_old[i]);
+    for (int i = 0; i < 3; i++) {
+        /* a stop request (preemption) is handled by the training loop after the write */
+        g_guard_set[i] = !stop_owns(GUARD_SIGNALS[i]);
+        if (g_guard_set[i]) sigaction(GUARD_SIGNALS[i], &sa, &g_guard_old[i]);
+    }
 }
 
 void beit_tmp_guard_clear(void) {
     if (!g_guard_tmp[0]) return;
-    for (int i = 0; i < 3; i++) sigaction(GUARD_SIGNALS[i], &g_guard_old[i], NULL);
+    for (int i = 0; i < 3; i++)
+        if (g_guard_set[i]) sigaction(GUARD_SIGNALS[i], &g_guard_old[i], NULL);
     g_guard_tmp[0] = '\0';
 }

@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,14 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
     hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     W(w, f);
+    if (f < 0) { /* errno is stale after MPI-IO's own clean-up: ask the file system directly */
+        int fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0) w->err = errno;
+        else {
+            close(fd);
+            unlink(w->tmp);
+        }
+    }
     if (!dist_all_ok(d, f >= 0)) {
         /* not closed: H5Fclose is collective and some ranks have no file; the job ends */
         if (!w->failed) {

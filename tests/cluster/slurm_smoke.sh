@@ -4,14 +4,12 @@
 # program; sbatch --wait of a 2-task script whose srun step runs it; `scontrol requeue` of a
 # running job restarts it under the same job id with SLURM_RESTART_COUNT 1; `scancel
 # --signal=USR1` reaches the step and not the batch shell, `--signal=B:USR1@S` reaches the batch
-# shell and not the step (what jobs/slurm/pretrain.sbatch relies on); with BEIT given,
-# jobs/slurm/pretrain.sbatch trains a tiny model, requeues itself on USR1 and resumes from its
-# checkpoint. Finally no daemon of the cluster is left running. Needs root and the packages
-# slurmctld slurmd slurm-client munge libpmix-dev.
-# usage: slurm_smoke.sh [BEIT]
+# shell and not the step (what jobs/slurm/common.sh relies on). Finally no daemon of the cluster
+# is left running. The batch scripts of jobs/slurm/ themselves (every stage, preemption and
+# requeue, scancel, a killed rank) are tested by tests/cluster/slurm_beit.sh. Needs root and the
+# packages slurmctld slurmd slurm-client munge libpmix-dev.
+# usage: slurm_smoke.sh
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
-BEIT=${1:-}
 source "$HERE/../data/tap.sh"
 source "$HERE/slurm_env.sh"
 
@@ -20,14 +18,6 @@ any_alive() {
     local p
     for p in "$@"; do _slurm_alive "$p" "" && return 0; done
     return 1
-}
-# wait until DIR holds a checkpoint (they appear complete: written to a temporary name, renamed)
-wait_ckpt() {
-    local end=$((SECONDS + $2))
-    until compgen -G "$1/ckpt-*.h5" >/dev/null; do
-        [ $SECONDS -lt $end ] || return 1
-        sleep 0.2
-    done
 }
 
 C=$(mktemp -d /tmp/beit_slurm.XXXXXX)
@@ -168,44 +158,6 @@ run slurm_wait_state "$ub" COMPLETED 30
 check "... the job ends COMPLETED (the trap stops the step before the limit; timeout 30s)" eval '[ $rc -eq 0 ]'
 check "... and the step never got USR1 (B: signals the batch shell only)" eval '[ ! -e "$T/mark.$ub.step" ]'
 check "... and srun was not signalled either (its step exited 0)" eval 'grep -qx "step exited with 0" "$T/usr1b.log"'
-
-# ---- jobs/slurm/pretrain.sbatch -----------------------------------------------------------------------
-if [ -n "$BEIT" ]; then
-    # a tiny synthetic run: 400 steps of ~30 ms, a checkpoint every 20
-    export JOB="$ROOT/jobs/quickstart/pretrain.yaml" OUT="$T/pt" BEIT
-    BEIT_ARGS="--set data.source=synthetic --set pretrain.target=pixels --set model.depth=2"
-    BEIT_ARGS+=" --set model.embed_dim=64 --set model.num_heads=2 --set train.global_batch=16"
-    BEIT_ARGS+=" --set data.synthetic_size=256 --set train.epochs=25 --set train.ckpt_every=20"
-    BEIT_ARGS+=" --set optim.warmup_steps=10 --log-every 50"
-    export BEIT_ARGS
-    # submitted from the repository root, as pretrain.sbatch asks (it finds common.sh there)
-    run eval '(cd "$ROOT" && sbatch --parsable --output="$T/pt.log" jobs/slurm/pretrain.sbatch)'
-    pt=$(cut -d';' -f1 "$T/out")
-    check "sbatch jobs/slurm/pretrain.sbatch (tiny synthetic BEiT, 2 tasks) gives a job id" \
-        eval '[ $rc -eq 0 ] && [[ $pt =~ ^[0-9]+$ ]]'
-    run wait_ckpt "$OUT" 60
-    check "pretrain.sbatch: the first checkpoint appears (timeout 60s)" eval '[ $rc -eq 0 ]'
-    # what --signal=B:USR1@120 does near the time limit: USR1 to the batch shell only
-    shell=$(scontrol listpids "$pt" 2>/dev/null | awk '$3 == "batch" && $4 == "0" { print $1 }')
-    run kill -USR1 "$shell"
-    check "USR1 sent to the batch shell of job $pt (pid '$shell', from scontrol listpids)" eval '[ $rc -eq 0 ]'
-    run slurm_wait_state "$pt" COMPLETED $((SLURM_CRED_EXPIRE + 120))
-    check "pretrain.sbatch requeues itself on USR1 and the second run COMPLETES (timeout cred_expire + 120s)" \
-        eval '[ $rc -eq 0 ]'
-    check "its log: the trap's requeue, then restart 1 of the same job resuming from a checkpoint" \
-        eval 'grep -q "USR1 (time limit near or preemption): requeueing job $pt" "$T/pt.log" &&
-              grep -q "job $pt (beit-pretrain) restart 1 on" "$T/pt.log" &&
-              grep -q "resumed from $OUT/ckpt-[0-9]*.h5 at step [1-9]" "$T/pt.log"'
-    check "metrics.jsonl ends at step 400 (25 epochs x 16 steps) and the last run exited 0" \
-        eval 'tail -n 1 "$OUT/metrics.jsonl" | grep -q "\"step\": 400," &&
-              [ "$(grep -o "step exited with [0-9]*" "$T/pt.log" | tail -n 1)" = "step exited with 0" ]'
-    if [ "$_fail" -gt 0 ]; then
-        echo "# pretrain log:"
-        tail -n 30 "$T/pt.log" 2>/dev/null | sed 's/^/#   /'
-    fi
-else
-    echo "# no BEIT argument: jobs/slurm/pretrain.sbatch not run"
-fi
 
 # ---- stop ---------------------------------------------------------------------------------------------
 [ "$_fail" -eq 0 ] || slurm_logs "$C"
