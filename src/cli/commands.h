@@ -13,5 +13,6 @@ int cmd_finetune(int argc, char **argv); /* beit finetune */
 int cmd_probe(int argc, char **argv);    /* beit probe */
 int cmd_eval(int argc, char **argv);     /* beit eval */
 int cmd_attn(int argc, char **argv);     /* beit attn */
+int cmd_bench(int argc, char **argv);    /* beit bench (tools/bench) */
 
 #endif

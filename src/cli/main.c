@@ -28,6 +28,7 @@ static const command COMMANDS[] = {
     {"eval", cmd_eval, "evaluate a fine-tuned checkpoint on a split: one JSON line"},
     {"attn", cmd_attn, "render self-attention maps of a reference patch (PNG)"},
     {"config", cmd_config, "list every job-file key with its type, default and meaning"},
+    {"bench", cmd_bench, "measure: sgemm peak, training steps, encoding (for tools/bench)"},
 };
 #define NCOMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

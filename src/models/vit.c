@@ -8,6 +8,7 @@
 #include "beit/vit.h"
 
 #include "beit/nn.h"
+#include "beit/prof.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -318,6 +319,7 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
     a->n_rows = select_rows(m, a->rows, mask, B);
 
     /* embeddings: patchify + linear (the stride-P conv), mask substitution, CLS, pos_embed */
+    PROF_BEGIN(PROF_EMBED);
     patchify_forward(a->patches, images, B, m->d.in_chans, m->d.img_size, m->d.img_size, m->d.patch_size);
     float *pe = a->dx; /* [B,Np,D] scratch (backward workspace is free during forward) */
     linear_forward(pe, a->patches, P(m->p_patch_w), P(m->p_patch_b), B * Np, K, D);
@@ -333,6 +335,7 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
         if (pos)
             for (size_t i = 0; i < TD; i++) xb[i] += pos[i];
     }
+    PROF_END(PROF_EMBED);
     if (a->relbias && !m->d.rel_per_block) relpos_bias_forward(a->relbias, P(m->p_rel), m->relpos_index, NH, T);
 
     for (int l = 0; l < L; l++) {
@@ -538,6 +541,7 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
     params_grad_ready(pt, m->p_rel);
 
     /* embeddings: dx is the gradient of resid[0] */
+    PROF_BEGIN(PROF_EMBED);
     float *dpos = G(m->p_pos), *dcls = G(m->p_cls), *dmask = G(m->p_mask);
     float *dpe = a->dln; /* [B,Np,D] */
     for (int b = 0; b < B; b++) {
@@ -557,6 +561,7 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
         }
     }
     linear_backward(NULL, G(m->p_patch_w), G(m->p_patch_b), dpe, a->patches, P(m->p_patch_w), B * Np, K, D);
+    PROF_END(PROF_EMBED);
     params_grad_ready(pt, m->p_patch_b); /* the embeddings: the last tensors of the table */
 }
 

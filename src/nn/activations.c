@@ -1,5 +1,6 @@
 /* activations.c: elementwise GELU (erf form) and ReLU on n floats; row softmax on [N,L]. */
 #include "beit/nn.h"
+#include "beit/prof.h"
 
 #include <math.h>
 
@@ -7,21 +8,25 @@
 #define INV_SQRT2PI 0.39894228040143267794
 
 void gelu_forward(float *out, const float *inp, size_t n) {
+    PROF_BEGIN(PROF_GELU);
     /* float erff: GELU runs on the largest activation (B*T*4D); erff is within 1-2 ulp */
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + erff(x * (float)INV_SQRT2));
     }
+    PROF_END(PROF_GELU);
 }
 
 /* gelu'(x) = Phi(x) + x phi(x) */
 void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+    PROF_BEGIN(PROF_GELU);
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float cdf = 0.5f * (1.0f + erff(x * (float)INV_SQRT2));
         float pdf = (float)INV_SQRT2PI * expf(-0.5f * x * x);
         dinp[i] += dout[i] * (cdf + x * pdf);
     }
+    PROF_END(PROF_GELU);
 }
 
 void relu_forward(float *out, const float *inp, size_t n) {
@@ -34,6 +39,7 @@ void relu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
 }
 
 void softmax_forward(float *out, const float *inp, int N, int L) {
+    PROF_BEGIN(PROF_SOFTMAX);
     for (size_t n = 0; n < (size_t)N; n++) {
         const float *x = inp + n * (size_t)L;
         float *y = out + n * (size_t)L;
@@ -47,9 +53,11 @@ void softmax_forward(float *out, const float *inp, int N, int L) {
         float inv = (float)(1.0 / sum);
         for (int j = 0; j < L; j++) y[j] *= inv;
     }
+    PROF_END(PROF_SOFTMAX);
 }
 
 void softmax_backward(float *dinp, const float *dout, const float *y, int N, int L) {
+    PROF_BEGIN(PROF_SOFTMAX);
     for (size_t n = 0; n < (size_t)N; n++) {
         const float *dy = dout + n * (size_t)L, *p = y + n * (size_t)L;
         double dot = 0;
@@ -57,4 +65,5 @@ void softmax_backward(float *dinp, const float *dout, const float *y, int N, int
         float *dx = dinp + n * (size_t)L;
         for (int j = 0; j < L; j++) dx[j] += p[j] * (dy[j] - (float)dot);
     }
+    PROF_END(PROF_SOFTMAX);
 }

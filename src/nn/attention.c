@@ -7,6 +7,7 @@
  * Every (b,h) product is one cblas_sgemm reading q, k, v in place from qkv with leading
  * dimension 3C (and writing out / dqkv in place with ld C / 3C): no packing copies. */
 #include "beit/nn.h"
+#include "beit/prof.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -21,6 +22,7 @@ void attention_forward(float *out, float *att, const float *qkv, const float *bi
     check_heads(C, NH);
     const int hd = C / NH, C3 = 3 * C;
     const size_t TT = (size_t)T * T;
+    PROF_BEGIN(PROF_ATTENTION);
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * C3;
         for (int h = 0; h < NH; h++) {
@@ -32,13 +34,19 @@ void attention_forward(float *out, float *att, const float *qkv, const float *bi
                 beta = 1.0f;
             }
             /* a[T,T] = scale * q[T,hd] k[T,hd]^T (+ bias) */
+            PROF_BEGIN(PROF_ATTN_GEMM);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, k, C3, beta, a, T);
+            PROF_END(PROF_ATTN_GEMM);
             softmax_forward(a, a, T, T);
             /* out[T, hd] (ld C) = a[T,T] @ v[T,hd] */
+            PROF_BEGIN(PROF_ATTN_GEMM);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, v, C3, 0.0f,
                         out + (size_t)b * T * C + h * hd, C);
+            PROF_FLOPS(PROF_ATTN_GEMM, 4.0 * T * T * hd);
+            PROF_END(PROF_ATTN_GEMM);
         }
     }
+    PROF_END(PROF_ATTENTION);
 }
 
 size_t attention_scratch_size(int B, int T, int C, int NH) {
@@ -55,6 +63,7 @@ void attention_backward(float *dqkv, float *dbias, const float *dout, const floa
     const int hd = C / NH, C3 = 3 * C;
     const size_t TT = (size_t)T * T;
     float *dl = scratch; /* [T,T]: d att, then d logits */
+    PROF_BEGIN(PROF_ATTENTION);
     for (int b = 0; b < B; b++) {
         const float *base = qkv + (size_t)b * T * C3;
         for (int h = 0; h < NH; h++) {
@@ -62,13 +71,17 @@ void attention_backward(float *dqkv, float *dbias, const float *dout, const floa
             const float *a = att + ((size_t)b * NH + h) * TT;
             const float *dy = dout + (size_t)b * T * C + h * hd; /* [T,hd], ld C */
             /* d att[T,T] = dy @ v^T */
+            PROF_BEGIN(PROF_ATTN_GEMM);
+            PROF_FLOPS(PROF_ATTN_GEMM, 2.0 * T * T * hd * (1 + (dqkv ? 3 : 0)));
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dy, C, v, C3, 0.0f, dl, T);
             if (dqkv) {
                 float *dv = dqkv + (size_t)b * T * C3 + 2 * C + h * hd;
                 /* dv[T,hd] += a^T @ dy */
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, dy, C, 1.0f, dv, C3);
             }
+            PROF_END(PROF_ATTN_GEMM);
             /* softmax backward in place: dlogits = a * (datt - <datt, a>) */
+            PROF_BEGIN(PROF_SOFTMAX);
             for (int i = 0; i < T; i++) {
                 float *r = dl + (size_t)i * T;
                 const float *p = a + (size_t)i * T;
@@ -76,6 +89,7 @@ void attention_backward(float *dqkv, float *dbias, const float *dout, const floa
                 for (int j = 0; j < T; j++) dot += (double)r[j] * p[j];
                 for (int j = 0; j < T; j++) r[j] = p[j] * (r[j] - (float)dot);
             }
+            PROF_END(PROF_SOFTMAX);
             if (dbias) {
                 float *db = dbias + (size_t)h * TT;
                 for (size_t i = 0; i < TT; i++) db[i] += dl[i];
@@ -83,31 +97,38 @@ void attention_backward(float *dqkv, float *dbias, const float *dout, const floa
             if (dqkv) {
                 float *dq = dqkv + (size_t)b * T * C3 + h * hd, *dk = dq + C;
                 /* logits = scale q k^T:  dq += scale dl @ k;  dk += scale dl^T @ q */
+                PROF_BEGIN(PROF_ATTN_GEMM);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dl, T, k, C3, 1.0f, dq,
                             C3);
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dl, T, q, C3, 1.0f, dk,
                             C3);
+                PROF_END(PROF_ATTN_GEMM);
             }
         }
     }
+    PROF_END(PROF_ATTENTION);
 }
 
 /* ---- relative position bias ---- */
 
 void relpos_bias_forward(float *bias, const float *table, const int *index, int NH, int T) {
     const size_t TT = (size_t)T * T;
+    PROF_BEGIN(PROF_ATTENTION);
     for (size_t i = 0; i < TT; i++) {
         const float *row = table + (size_t)index[i] * NH;
         for (int h = 0; h < NH; h++) bias[(size_t)h * TT + i] = row[h];
     }
+    PROF_END(PROF_ATTENTION);
 }
 
 void relpos_bias_backward(float *dtable, const float *dbias, const int *index, int NH, int T) {
     const size_t TT = (size_t)T * T;
+    PROF_BEGIN(PROF_ATTENTION);
     for (size_t i = 0; i < TT; i++) {
         float *row = dtable + (size_t)index[i] * NH;
         for (int h = 0; h < NH; h++) row[h] += dbias[(size_t)h * TT + i];
     }
+    PROF_END(PROF_ATTENTION);
 }
 
 int relpos_table_rows(int H, int W) { return (2 * H - 1) * (2 * W - 1) + 3; }

@@ -11,6 +11,7 @@
  * whole chunk of the batch is one sgemm.
  */
 #include "beit/conv.h"
+#include "beit/prof.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -139,10 +140,12 @@ size_t conv2d_scratch_size(int nb, int Cin, int H, int W, int Cout, int k, int s
 
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, float *scratch,
                     size_t scratch_n, int B, int Cin, int H, int W, int Cout, int k, int stride, int pad) {
+    PROF_BEGIN(PROF_CONV);
     int Ho = conv2d_out_dim(H, k, stride, pad), Wo = conv2d_out_dim(W, k, stride, pad);
     check_geometry("conv2d_forward", B, Cin, H, W, Cout, k, stride, pad, Ho, Wo);
     size_t HWo = (size_t)Ho * Wo, HWi = (size_t)H * W, CKK = (size_t)Cin * k * k;
     int pw = is_pointwise(k, stride, pad);
+    PROF_FLOPS(PROF_CONV, 2.0 * B * Cout * (double)CKK * (double)HWo);
     int nb = pick_chunk("conv2d_forward", scratch_n, B, pw ? 0 : CKK * HWo, (CKK + (size_t)Cout) * HWo);
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
@@ -170,6 +173,7 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
             scatter_add_cols(y, res, n, Cout, HWo);
         }
     }
+    PROF_END(PROF_CONV);
 }
 
 void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
@@ -178,9 +182,14 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
     int Ho = conv2d_out_dim(H, k, stride, pad), Wo = conv2d_out_dim(W, k, stride, pad);
     check_geometry("conv2d_backward", B, Cin, H, W, Cout, k, stride, pad, Ho, Wo);
     size_t HWo = (size_t)Ho * Wo, HWi = (size_t)H * W, CKK = (size_t)Cin * k * k;
+    PROF_BEGIN(PROF_CONV);
     if (dbias) bias_grad(dbias, dout, B, Cout, HWo);
-    if (!dinp && !dweight) return;
+    if (!dinp && !dweight) {
+        PROF_END(PROF_CONV);
+        return;
+    }
     int pw = is_pointwise(k, stride, pad);
+    PROF_FLOPS(PROF_CONV, 2.0 * B * Cout * (double)CKK * (double)HWo * ((dinp != NULL) + (dweight != NULL)));
     int nb = pick_chunk("conv2d_backward", scratch_n, B, pw ? 0 : CKK * HWo, (CKK + (size_t)Cout) * HWo);
     for (int b0 = 0; b0 < B; b0 += nb) {
         int n = B - b0 < nb ? B - b0 : nb;
@@ -230,6 +239,7 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             }
         }
     }
+    PROF_END(PROF_CONV);
 }
 
 /* ========================= transposed conv2d ========================= */

@@ -1,6 +1,7 @@
 /* embed.c: patch embedding (im2col for a stride-P conv), pixel targets, token mean pooling,
  * row gather/scatter. */
 #include "beit/nn.h"
+#include "beit/prof.h"
 
 #include <math.h>
 #include <string.h>
@@ -12,6 +13,7 @@ static void check_grid(int H, int W, int P) {
 
 /* img[B,Cin,H,W] -> patches[B, (H/P)(W/P), Cin*P*P], per-patch order (c, py, px) */
 void patchify_forward(float *patches, const float *img, int B, int Cin, int H, int W, int P) {
+    PROF_BEGIN(PROF_EMBED);
     check_grid(H, W, P);
     const int Gh = H / P, Gw = W / P, K = Cin * P * P;
     for (int b = 0; b < B; b++)
@@ -24,6 +26,7 @@ void patchify_forward(float *patches, const float *img, int B, int Cin, int H, i
                         memcpy(dst + ((size_t)c * P + py) * P, src, (size_t)P * sizeof(float));
                     }
             }
+    PROF_END(PROF_EMBED);
 }
 
 void patchify_backward(float *dimg, const float *dpatches, int B, int Cin, int H, int W, int P) {
@@ -86,14 +89,18 @@ void meanpool_backward(float *dx, const float *dout, int B, int T, int C, int t0
 }
 
 void gather_rows(float *out, const float *x, const int *idx, int M, int C) {
+    PROF_BEGIN(PROF_EMBED);
     for (int m = 0; m < M; m++)
         memcpy(out + (size_t)m * C, x + (size_t)idx[m] * C, (size_t)C * sizeof(float));
+    PROF_END(PROF_EMBED);
 }
 
 void gather_rows_backward(float *dx, const float *dout, const int *idx, int M, int C) {
+    PROF_BEGIN(PROF_EMBED);
     for (int m = 0; m < M; m++) {
         float *d = dx + (size_t)idx[m] * C;
         const float *s = dout + (size_t)m * C;
         for (int c = 0; c < C; c++) d[c] += s[c];
     }
+    PROF_END(PROF_EMBED);
 }

@@ -1,11 +1,13 @@
 /* layernorm.c: LayerNorm over the last dim.
  *   inp[N,C], weight[C], bias[C] -> out[N,C]; cache mean[N], rstd[N] */
 #include "beit/nn.h"
+#include "beit/prof.h"
 
 #include <math.h>
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int N, int C, float eps) {
+    PROF_BEGIN(PROF_LAYERNORM);
     for (size_t n = 0; n < (size_t)N; n++) {
         const float *x = inp + n * (size_t)C;
         float *y = out + n * (size_t)C;
@@ -28,12 +30,14 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
         if (mean) mean[n] = (float)m;
         if (rstd) rstd[n] = (float)rs;
     }
+    PROF_END(PROF_LAYERNORM);
 }
 
 /* dinp += rstd * (dnorm - mean(dnorm) - norm * mean(dnorm * norm)),  dnorm = dout * weight;
  * dweight += norm * dout; dbias += dout */
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                         const float *weight, const float *mean, const float *rstd, int N, int C) {
+    PROF_BEGIN(PROF_LAYERNORM);
     for (size_t n = 0; n < (size_t)N; n++) {
         const float *x = inp + n * (size_t)C, *dy = dout + n * (size_t)C;
         float m = mean[n], rs = rstd[n];
@@ -54,4 +58,5 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
             if (dinp) dinp[n * (size_t)C + c] += (float)((dn - dmean - nrm * dnmean) * rs);
         }
     }
+    PROF_END(PROF_LAYERNORM);
 }

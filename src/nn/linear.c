@@ -1,6 +1,7 @@
 /* linear.c: fully connected layer in PyTorch's nn.Linear layout.
  *   inp[N,C], weight[OC,C], bias[OC] (may be NULL) -> out[N,OC] */
 #include "beit/nn.h"
+#include "beit/prof.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C,
                     int OC) {
     if (N <= 0 || OC <= 0) return; /* e.g. no masked token on this rank */
+    PROF_BEGIN(PROF_GEMM);
     float beta = 0.0f;
     if (bias) {
         for (size_t n = 0; n < (size_t)N; n++) memcpy(out + n * (size_t)OC, bias, (size_t)OC * sizeof(float));
@@ -16,15 +18,20 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
     }
     if (C <= 0) {
         if (!bias) memset(out, 0, (size_t)N * (size_t)OC * sizeof(float));
+        PROF_END(PROF_GEMM);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
+    PROF_FLOPS(PROF_GEMM, 2.0 * N * C * OC);
+    PROF_END(PROF_GEMM);
 }
 
 /* dinp[N,C] += dout[N,OC] @ weight[OC,C]; dweight[OC,C] += dout^T @ inp; dbias[OC] += column sums */
 void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                      const float *weight, int N, int C, int OC) {
     if (N <= 0 || OC <= 0) return;
+    PROF_BEGIN(PROF_GEMM);
+    PROF_FLOPS(PROF_GEMM, 2.0 * N * C * OC * ((C > 0 && dinp) + (C > 0 && dweight)));
     if (C > 0 && dinp)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f,
                     dinp, C);
@@ -44,4 +51,5 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
             for (int j = 0; j < nb; j++) dbias[o0 + j] += (float)acc[j];
         }
     }
+    PROF_END(PROF_GEMM);
 }

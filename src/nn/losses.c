@@ -2,11 +2,13 @@
  * mean-squared-error sums. Forward losses are SUMS (double); the caller scales the gradient,
  * e.g. by 1 / (global number of masked tokens across ranks). */
 #include "beit/nn.h"
+#include "beit/prof.h"
 
 #include <math.h>
 
 double crossentropy_forward(float *probs, const float *logits, const int *targets, int N, int V,
                             float eps) {
+    PROF_BEGIN(PROF_LOSS);
     double total = 0;
     for (size_t n = 0; n < (size_t)N; n++) {
         const float *x = logits + n * (size_t)V;
@@ -26,11 +28,13 @@ double crossentropy_forward(float *probs, const float *logits, const int *target
         /* -sum_v q_v log p_v = -(1-eps) log p_t - eps/V sum_v log p_v */
         total += -(1.0 - eps) * (x[t] - logz) - (double)eps / V * (sumx - V * logz);
     }
+    PROF_END(PROF_LOSS);
     return total;
 }
 
 void crossentropy_backward(float *dlogits, const float *probs, const int *targets, int N, int V,
                            float eps, float scale) {
+    PROF_BEGIN(PROF_LOSS);
     const float off = eps / V;
     for (size_t n = 0; n < (size_t)N; n++) {
         const int t = targets[n];
@@ -39,9 +43,11 @@ void crossentropy_backward(float *dlogits, const float *probs, const int *target
         float *d = dlogits + n * (size_t)V;
         for (int v = 0; v < V; v++) d[v] += scale * (p[v] - off - (v == t ? 1.0f - eps : 0.0f));
     }
+    PROF_END(PROF_LOSS);
 }
 
 int argmax_correct(const float *logits, const int *targets, int N, int V) {
+    PROF_BEGIN(PROF_LOSS);
     int correct = 0;
     for (size_t n = 0; n < (size_t)N; n++) {
         if (targets[n] < 0) continue;
@@ -51,18 +57,23 @@ int argmax_correct(const float *logits, const int *targets, int N, int V) {
             if (x[v] > x[best]) best = v;
         correct += best == targets[n];
     }
+    PROF_END(PROF_LOSS);
     return correct;
 }
 
 double mse_forward(const float *pred, const float *target, size_t n) {
+    PROF_BEGIN(PROF_LOSS);
     double s = 0;
     for (size_t i = 0; i < n; i++) {
         double d = (double)pred[i] - target[i];
         s += d * d;
     }
+    PROF_END(PROF_LOSS);
     return s;
 }
 
 void mse_backward(float *dpred, const float *pred, const float *target, size_t n, float scale) {
+    PROF_BEGIN(PROF_LOSS);
     for (size_t i = 0; i < n; i++) dpred[i] += scale * 2.0f * (pred[i] - target[i]);
+    PROF_END(PROF_LOSS);
 }

@@ -1,9 +1,11 @@
 /* residual.c: residual add with LayerScale (gamma) and per-sample drop path.
  *   out[B,T,C] = x + s[b] * gamma[c] * y;  gamma[C] (NULL = 1), s[B] (NULL = 1) */
 #include "beit/nn.h"
+#include "beit/prof.h"
 
 void residual_forward(float *out, const float *x, const float *y, const float *gamma, const float *s,
                       int B, int T, int C) {
+    PROF_BEGIN(PROF_RESIDUAL);
     for (int b = 0; b < B; b++) {
         const float sb = s ? s[b] : 1.0f;
         const size_t off = (size_t)b * T * C;
@@ -15,10 +17,12 @@ void residual_forward(float *out, const float *x, const float *y, const float *g
             }
         }
     }
+    PROF_END(PROF_RESIDUAL);
 }
 
 void residual_backward(float *dx, float *dy, float *dgamma, const float *dout, const float *y,
                        const float *gamma, const float *s, int B, int T, int C) {
+    PROF_BEGIN(PROF_RESIDUAL);
     for (int b = 0; b < B; b++) {
         const float sb = s ? s[b] : 1.0f;
         const size_t off = (size_t)b * T * C;
@@ -32,6 +36,7 @@ void residual_backward(float *dx, float *dy, float *dgamma, const float *dout, c
             }
         }
     }
+    PROF_END(PROF_RESIDUAL);
 }
 
 void droppath_scales(float *s, int B, float p, rng_t *r) {

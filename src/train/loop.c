@@ -7,14 +7,22 @@
  * forward_backward. Both give the same bits. dist.zero = 1 (ZeRO stage 1): the gradients are
  * only reduce-scattered, each rank keeps the AdamW state of the chunks it owns and updates
  * those parameters, and the parameters are then all-gathered: again the same bits as the
- * replicated optimizer. */
+ * replicated optimizer.
+ *
+ * Preemption: SIGUSR1 and SIGTERM only set a flag (beit_stop_signals_install, core.h) while
+ * train_run runs. Once per step, after the optimizer, the ranks OR their flags with one
+ * all-reduce, so a signal that reached only some ranks stops all of them after the same step;
+ * they log that step, write a checkpoint and end with BEIT_EXIT_PREEMPTED. More signals during
+ * that write only set the flag again (the checkpoint write is atomic anyway). */
 #include "beit/train.h"
 
 #include "beit/checkpoint.h"
 #include "beit/core.h"
+#include "beit/prof.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,8 +36,35 @@ static int64_t warmup_steps(const beit_config *c, int64_t steps_per_epoch) {
     return (int64_t)llround(c->optim.warmup_epochs * (double)steps_per_epoch);
 }
 
-static FILE *open_metrics(const char *dir, int append) {
+/* Resuming at step `keep`: rows of later steps were logged by a run that died before its next
+ * checkpoint and are about to be logged again, so they are dropped first (atomically). */
+static void metrics_truncate(const char *p, int64_t keep) {
+    FILE *in = fopen(p, "r");
+    if (!in) return;
+    char *tmp = beit_tmp_path(p);
+    FILE *out = fopen(tmp, "w");
+    if (!out) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", tmp, strerror(errno));
+    char line[8192];
+    long long step;
+    int dropped = 0;
+    while (fgets(line, sizeof line, in)) {
+        if (sscanf(line, "{\"step\": %lld", &step) == 1 && step > keep) {
+            dropped++;
+            continue;
+        }
+        fputs(line, out);
+    }
+    fclose(in);
+    if (fclose(out) != 0 || beit_commit_file(tmp, p) != 0)
+        beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", p, strerror(errno));
+    if (dropped) beit_log("%s: dropped %d rows after step %lld (logged after that checkpoint, redone now)", p, dropped,
+                          (long long)keep);
+    free(tmp);
+}
+
+static FILE *open_metrics(const char *dir, int append, int64_t resume_step) {
     char *p = xasprintf("%s/metrics.jsonl", dir);
+    if (append) metrics_truncate(p, resume_step);
     FILE *f = fopen(p, append ? "a" : "w");
     if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot open %s: %s", p, strerror(errno));
     free(p);
@@ -69,12 +104,21 @@ static void overlap_hook(void *ctx, size_t upto) {
                    "overlapped gradient reduction: this step ran more than the %d backward pass%s the loop expects "
                    "(train.micro_batch rule); its buckets were sent too early. Run with --set dist.overlap=false and "
                    "report this", o->expected, o->expected == 1 ? "" : "es");
-    if (o->passes == o->expected - 1) dist_reduce_ready(o->red, upto);
+    if (o->passes == o->expected - 1) {
+        PROF_BEGIN(PROF_COMM);
+        dist_reduce_ready(o->red, upto);
+        PROF_END(PROF_COMM);
+    }
     if (upto >= o->total) o->passes++;
+}
+
+static const char *stop_signal_name(int sig) {
+    return sig == SIGUSR1 ? "SIGUSR1" : sig == SIGTERM ? "SIGTERM" : "a signal";
 }
 
 train_result train_run(train_task *t, const beit_config *c, const train_opts *o, const beit_dist *d) {
     param_table *pt = t->pt;
+    beit_stop_signals_install(); /* until the loop ends: a stop request ends it after a step */
     const int64_t total = train_total_steps(c, t->steps_per_epoch);
     const int64_t warm = warmup_steps(c, t->steps_per_epoch);
     adamw_config acfg = {c->optim.beta1, c->optim.beta2, c->optim.eps, c->optim.weight_decay};
@@ -146,7 +190,7 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
         write_text(p, yaml);
         free(p);
     }
-    FILE *mf = d->rank == 0 ? open_metrics(o->out_dir, resume_path != NULL) : NULL;
+    FILE *mf = d->rank == 0 ? open_metrics(o->out_dir, resume_path != NULL, step) : NULL;
 
     beit_log("%s: %lld steps (%lld per epoch, %.3g epochs), global batch %d on %d rank%s, %zu parameters",
              t->kind, (long long)total, (long long)t->steps_per_epoch, c->train.epochs, t->images_per_step,
@@ -171,11 +215,17 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
     uint64_t early_window = red.buckets_early, posted_window = red.buckets_total;
     int warned_passes = 0;
 
+    prof_loop_start(); /* step records and timers (prof.h): off unless `beit bench` turned them on */
     for (; step < stop; step++) {
+        prof_step_begin();
         double lr = schedule_cosine(step, total, warm, c->optim.lr, c->optim.min_lr, 0.0);
         params_zero_grad(pt);
+        PROF_BEGIN(PROF_DATA);
         double count = t->prepare(t->ctx, step);
+        PROF_END(PROF_DATA);
+        PROF_BEGIN(PROF_COMM);
         dist_sum_f64_ordered(d, &count, 1);
+        PROF_END(PROF_COMM);
         memset(sums, 0, (size_t)(2 * nm + 1) * sizeof(double));
         dist_reduce_begin(&red, pt->grad, !zero);
         overlap_ctx oc = {&red, pt->total, backward_passes(c, t->images_per_step, d), 0};
@@ -192,14 +242,20 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
                          oc.passes == 1 ? "" : "es", oc.expected);
             warned_passes = 1;
         }
+        PROF_BEGIN(PROF_COMM);
         dist_reduce_end(&red);
+        PROF_END(PROF_COMM);
         /* the global gradient norm: each rank's sum of squares over the chunks it owns (final
          * there in both modes), summed in rank order with the metrics */
         double ss = 0;
+        PROF_BEGIN(PROF_OPTIM);
         for (int i = 0; i < red.nown; i++)
             for (size_t k = red.own[i].lo; k < red.own[i].hi; k++) ss += (double)pt->grad[k] * pt->grad[k];
+        PROF_END(PROF_OPTIM);
         sums[2 * nm] = ss;
+        PROF_BEGIN(PROF_COMM);
         dist_sum_f64_ordered(d, sums, (size_t)(2 * nm + 1));
+        PROF_END(PROF_COMM);
         double loss = sums[0] / (sums[1] > 0 ? sums[1] : 1);
         double gnorm = sqrt(sums[2 * nm]);
         if (!isfinite(loss) || !isfinite(gnorm))
@@ -208,23 +264,38 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
                             "is intact: lower optim.lr or raise optim.warmup_*, then --resume auto",
                             (long long)step + 1, !isfinite(loss) ? "the loss" : "the gradient norm",
                             isnan(!isfinite(loss) ? loss : gnorm) ? "NaN" : "Inf", loss, gnorm, o->out_dir);
+        PROF_BEGIN(PROF_OPTIM);
         if (zero) {
             for (int i = 0; i < red.nown; i++) {
                 const dist_range *q = &red.own[i];
                 grad_clip_scale(pt->grad + q->lo, q->hi - q->lo, gnorm, c->optim.clip_grad);
                 adamw_step_range(pt, q->lo, q->hi, m + q->off, v + q->off, lr, &acfg, step + 1);
             }
+            PROF_BEGIN(PROF_COMM);
             dist_allgather_owned(&red, pt->data);
+            PROF_END(PROF_COMM);
         } else {
             grad_clip_scale(pt->grad, pt->total, gnorm, c->optim.clip_grad);
             adamw_step_range(pt, 0, pt->total, m, v, lr, &acfg, step + 1);
         }
+        PROF_END(PROF_OPTIM);
         last_loss = loss;
         for (int i = 0; i < 2 * nm; i++) acc[i] += sums[i];
         window_steps++;
+        prof_step_end();
 
         int64_t done = step + 1;
-        int log_now = done % c->train.log_every == 0 || done == stop || done == first_step + 1;
+        /* a stop request on any rank stops every rank after this step (one small all-reduce) */
+        int stop_sig = beit_stop_signal();
+        if (d->size > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop_sig, 1, MPI_INT, MPI_MAX, d->comm));
+        const int preempt = stop_sig != 0 && done < stop;
+        if (stop_sig != 0 && done == stop)
+            beit_log("%s received during step %lld, the last of this run: it ends normally with its checkpoint",
+                     stop_signal_name(stop_sig), (long long)done);
+        if (preempt)
+            beit_log("%s received: stopping after step %lld of %lld, writing a checkpoint", stop_signal_name(stop_sig),
+                     (long long)done, (long long)total);
+        int log_now = done % c->train.log_every == 0 || done == stop || done == first_step + 1 || preempt;
         if (log_now) {
             double now = beit_now();
             double dt = now - t_window;
@@ -268,7 +339,7 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
             early_window = red.buckets_early;
             posted_window = red.buckets_total;
         }
-        int ckpt_now = done == stop || (c->train.ckpt_every > 0 && done % c->train.ckpt_every == 0);
+        int ckpt_now = done == stop || preempt || (c->train.ckpt_every > 0 && done % c->train.ckpt_every == 0);
         if (ckpt_now) {
             /* every rank must hold the same parameters: compare checksums before writing */
             uint64_t cs = params_checksum(pt), lo = cs, hi = cs;
@@ -285,9 +356,17 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
             if (d->rank == 0) ckpt_rotate(o->out_dir, c->train.keep_last);
             beit_log("checkpoint %s (params checksum %016llx, identical on all %d ranks)", p, (unsigned long long)cs,
                      d->size);
+            if (preempt) {
+                /* every rank is here (the stop was agreed): end cleanly with the documented code;
+                 * the handlers stay installed, so a further signal cannot kill a rank now */
+                beit_log("preempted at step %lld: checkpoint %s written; resume with --resume auto", (long long)done, p);
+                if (mf) fclose(mf);
+                beit_exit_all(BEIT_EXIT_PREEMPTED);
+            }
             free(p);
         }
     }
+    beit_stop_signals_restore();
     if (mf) fclose(mf);
     train_result res = {step, last_loss, beit_now() - t_start};
     free(sums);
