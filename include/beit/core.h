@@ -122,6 +122,10 @@ typedef struct {
 } rng_t;
 
 rng_t rng_stream(uint64_t seed, uint32_t purpose, uint64_t a, uint32_t b);
+/* The init stream of parameter tensor `name`: rng_stream(seed, RNG_INIT, fnv1a64(name), 0), so a
+ * tensor's initial values depend only on (seed, name, shape), not on the table order. */
+rng_t rng_init_stream(uint64_t seed, const char *name);
+uint64_t beit_fnv1a64(const char *s); /* FNV-1a, 64 bit */
 uint32_t rng_u32(rng_t *r);
 uint64_t rng_u64(rng_t *r);
 /* uniform in [0, 1) with 24 random bits (exact in float) */

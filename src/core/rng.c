@@ -84,3 +84,14 @@ float rng_trunc_normal(rng_t *r, float std) {
         if (z >= -2.0f && z <= 2.0f) return z * std;
     }
 }
+
+uint64_t beit_fnv1a64(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+rng_t rng_init_stream(uint64_t seed, const char *name) { return rng_stream(seed, RNG_INIT, beit_fnv1a64(name), 0); }

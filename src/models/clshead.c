@@ -8,15 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 void clshead_build(clshead *h, param_table *pt, int D, int T, int ncls, int pool, int layer_id) {
     if (ncls < 2) beit_fatal_user(BEIT_EXIT_USAGE, "classifier: %d classes (need at least 2)", ncls);
     if (pool != CLSHEAD_POOL_MEAN && pool != CLSHEAD_POOL_CLS) beit_fatal(BEIT_EXIT_FAILURE, "clshead: pool %d", pool);
@@ -37,7 +28,7 @@ void clshead_build(clshead *h, param_table *pt, int D, int T, int ncls, int pool
 }
 
 void clshead_init(const clshead *h, param_table *pt, uint64_t seed, float init_scale) {
-    rng_t r = rng_stream(seed, RNG_INIT, fnv1a64("head.weight"), 0);
+    rng_t r = rng_init_stream(seed, "head.weight");
     float *w = params_data(pt, h->p_w);
     for (size_t k = 0; k < pt->t[h->p_w].numel; k++) w[k] = 0.02f * rng_normal(&r) * init_scale;
     memset(params_data(pt, h->p_b), 0, (size_t)h->ncls * sizeof(float)); /* 0 * init_scale */

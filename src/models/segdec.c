@@ -89,15 +89,6 @@ void segdec_build(segdec *s, param_table *pt, const segdec_dims *d, int layer_id
 /* ---------------------------------------------------------------------------------------- */
 /* init                                                                                       */
 
-static uint64_t fnv1a64(const char *str) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *str; str++) {
-        h ^= (unsigned char)*str;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static void fill_const(const param_table *pt, int i, float v) {
     float *x = params_data(pt, i);
     for (size_t k = 0; k < pt->t[i].numel; k++) x[k] = v;
@@ -105,7 +96,7 @@ static void fill_const(const param_table *pt, int i, float v) {
 
 /* trunc = 1: normal(0, std) cut at +-2 std (rng_trunc_normal); 0: plain normal(0, std) */
 static void fill_normal(const param_table *pt, int i, uint64_t seed, float std, int trunc) {
-    rng_t r = rng_stream(seed, RNG_INIT, fnv1a64(pt->t[i].name), 0);
+    rng_t r = rng_init_stream(seed, pt->t[i].name);
     float *x = params_data(pt, i);
     for (size_t k = 0; k < pt->t[i].numel; k++) x[k] = trunc ? rng_trunc_normal(&r, std) : rng_normal(&r) * std;
 }

@@ -149,15 +149,6 @@ void vit_build(vit_model *m, param_table *pt, const vit_dims *d) {
 /* ---------------------------------------------------------------------------------------- */
 /* init                                                                                       */
 
-static uint64_t fnv1a64(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 static void fill_const(const param_table *pt, int i, float v) {
     if (i < 0) return;
     float *x = params_data(pt, i);
@@ -167,7 +158,7 @@ static void fill_const(const param_table *pt, int i, float v) {
 /* normal(0, std) truncated to [-c std, c std] by rejection (c = 2 is rng_trunc_normal) */
 static void fill_trunc(const param_table *pt, int i, uint64_t seed, float std, float c) {
     if (i < 0) return;
-    rng_t r = rng_stream(seed, RNG_INIT, fnv1a64(pt->t[i].name), 0);
+    rng_t r = rng_init_stream(seed, pt->t[i].name);
     float *x = params_data(pt, i);
     for (size_t k = 0; k < pt->t[i].numel; k++) {
         float z;
