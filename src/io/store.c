@@ -385,36 +385,54 @@ static hid_t dataset_open_uncached(hid_t group, const char *name) {
     return d;
 }
 
-/* /<split>/masks uint8 [count, H, W] (stores with pixel_labels = 1) */
-static void validate_masks(beit_store *s, hid_t g, const char *name, beit_store_split *sp) {
-    if (H5Lexists(g, "masks", H5P_DEFAULT) <= 0)
-        bad_store(s, "dataset /%s/masks is missing (expected uint8 [%lld,%d,%d]: the store has pixel_labels = 1)", name,
-                  (long long)sp->count, s->height, s->width);
-    hid_t d = H5Dopen2(g, "masks", H5P_DEFAULT);
-    if (d < 0) bad_store(s, "dataset /%s/masks cannot be opened (expected uint8 [N,H,W])", name);
+/* Check dataset /<split>/<ds>: uint8 [count, dims...] (nd = 1 + number of dims, at most 4), and
+ * return its block length: the chunk length, or ~1 MiB of samples for contiguous data (e.g.
+ * written by h5py). `from` names the attributes the expected shape comes from. */
+static int64_t check_u8_samples(beit_store *s, hid_t g, const char *split, const char *ds, int nd, int64_t count,
+                                const int *dims_want, const char *from) {
+    hid_t d = H5Dopen2(g, ds, H5P_DEFAULT);
+    if (d < 0)
+        bad_store(s, "dataset /%s/%s cannot be opened (expected uint8 [N,%s])", split, ds, nd == 4 ? "H,W,C" : "H,W");
     hid_t t = H5Dget_type(d), space = H5Dget_space(d);
-    hsize_t dims[3] = {0};
+    hsize_t dims[4] = {0};
     int rank = H5Sget_simple_extent_ndims(space);
-    if (rank == 3) H5Sget_simple_extent_dims(space, dims, NULL);
+    if (rank == nd) H5Sget_simple_extent_dims(space, dims, NULL);
     if (H5Tget_class(t) != H5T_INTEGER || H5Tget_size(t) != 1 || H5Tget_sign(t) != H5T_SGN_NONE)
-        bad_store(s, "dataset /%s/masks has the wrong type (expected uint8)", name);
-    if (rank != 3 || (int64_t)dims[0] != sp->count || (int)dims[1] != s->height || (int)dims[2] != s->width)
-        bad_store(s,
-                  "dataset /%s/masks has shape %s[%llu,%llu,%llu] (expected [%lld,%d,%d] from the count, height "
-                  "and width attributes)",
-                  name, rank == 3 ? "" : "of wrong rank ", (unsigned long long)dims[0], (unsigned long long)dims[1],
-                  (unsigned long long)dims[2], (long long)sp->count, s->height, s->width);
-    int64_t bn = (int64_t)(CHUNK_TARGET_BYTES / ((size_t)s->height * s->width));
+        bad_store(s, "dataset /%s/%s has the wrong type (expected uint8)", split, ds);
+    int same = rank == nd && (int64_t)dims[0] == count;
+    for (int k = 1; k < nd && same; k++) same = (int)dims[k] == dims_want[k - 1];
+    if (!same) {
+        char got[96] = "", want[96] = "";
+        for (int k = 0; k < nd; k++) {
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%llu", k ? "," : "", (unsigned long long)dims[k]);
+            if (k == 0) snprintf(want, sizeof want, "%lld", (long long)count);
+            else snprintf(want + strlen(want), sizeof want - strlen(want), ",%d", dims_want[k - 1]);
+        }
+        bad_store(s, "dataset /%s/%s has shape %s[%s] (expected [%s] from the %s)", split, ds,
+                  rank == nd ? "" : "of wrong rank ", got, want, from);
+    }
+    size_t sample_bytes = 1;
+    for (int k = 0; k < nd - 1; k++) sample_bytes *= (size_t)dims_want[k];
+    int64_t bn = (int64_t)(CHUNK_TARGET_BYTES / sample_bytes);
     hid_t dcpl = H5Dget_create_plist(d);
     if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
-        hsize_t cd[3];
-        if (H5Pget_chunk(dcpl, 3, cd) == 3) bn = (int64_t)cd[0];
+        hsize_t cd[4];
+        if (H5Pget_chunk(dcpl, nd, cd) == nd) bn = (int64_t)cd[0];
     }
     H5Pclose(dcpl);
     H5Tclose(t);
     H5Sclose(space);
     H5Dclose(d);
-    sp->mask_block_n = bn < 1 ? 1 : bn;
+    return bn < 1 ? 1 : bn;
+}
+
+/* /<split>/masks uint8 [count, H, W] (stores with pixel_labels = 1) */
+static void validate_masks(beit_store *s, hid_t g, const char *name, beit_store_split *sp) {
+    if (H5Lexists(g, "masks", H5P_DEFAULT) <= 0)
+        bad_store(s, "dataset /%s/masks is missing (expected uint8 [%lld,%d,%d]: the store has pixel_labels = 1)", name,
+                  (long long)sp->count, s->height, s->width);
+    const int hw[2] = {s->height, s->width};
+    sp->mask_block_n = check_u8_samples(s, g, name, "masks", 3, sp->count, hw, "count, height and width attributes");
     sp->mask_nblocks = (sp->count + sp->mask_block_n - 1) / sp->mask_block_n;
     sp->block_mask = xcalloc((size_t)sp->mask_nblocks + 1, sizeof *sp->block_mask);
     sp->mask_used = xcalloc((size_t)sp->mask_nblocks + 1, sizeof *sp->mask_used);
@@ -430,37 +448,10 @@ static void validate_split(beit_store *s, hid_t g, const char *name, beit_store_
         bad_store(s, "group /%s: missing or invalid attribute 'count' (expected the split's sample count, int64)",
                   name);
     sp->count = count;
-    size_t image_bytes = (size_t)s->height * s->width * s->channels;
 
     /* images [count, H, W, C] uint8 */
-    hid_t d = H5Dopen2(g, "images", H5P_DEFAULT);
-    if (d < 0) bad_store(s, "dataset /%s/images cannot be opened (expected uint8 [N,H,W,C])", name);
-    hid_t t = H5Dget_type(d), space = H5Dget_space(d);
-    hsize_t dims[4] = {0};
-    int rank = H5Sget_simple_extent_ndims(space);
-    if (rank == 4) H5Sget_simple_extent_dims(space, dims, NULL);
-    if (H5Tget_class(t) != H5T_INTEGER || H5Tget_size(t) != 1 || H5Tget_sign(t) != H5T_SGN_NONE)
-        bad_store(s, "dataset /%s/images has the wrong type (expected uint8)", name);
-    if (rank != 4 || (int64_t)dims[0] != count || (int)dims[1] != s->height || (int)dims[2] != s->width ||
-        (int)dims[3] != s->channels)
-        bad_store(s,
-                  "dataset /%s/images has shape %s[%llu,%llu,%llu,%llu] (expected [%lld,%d,%d,%d] from the "
-                  "count, height, width, channels attributes)",
-                  name, rank == 4 ? "" : "of wrong rank ", (unsigned long long)dims[0], (unsigned long long)dims[1],
-                  (unsigned long long)dims[2], (unsigned long long)dims[3], (long long)count, s->height, s->width,
-                  s->channels);
-    /* blocks follow the chunking; contiguous data (e.g. written by h5py) gets ~1 MiB blocks */
-    int64_t bn = (int64_t)(CHUNK_TARGET_BYTES / image_bytes);
-    hid_t dcpl = H5Dget_create_plist(d);
-    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
-        hsize_t cd[4];
-        if (H5Pget_chunk(dcpl, 4, cd) == 4) bn = (int64_t)cd[0];
-    }
-    H5Pclose(dcpl);
-    H5Tclose(t);
-    H5Sclose(space);
-    H5Dclose(d);
-    sp->block_n = bn < 1 ? 1 : bn;
+    const int hwc[3] = {s->height, s->width, s->channels};
+    sp->block_n = check_u8_samples(s, g, name, "images", 4, count, hwc, "count, height, width, channels attributes");
     sp->nblocks = (count + sp->block_n - 1) / sp->block_n;
     sp->block_img = xcalloc((size_t)sp->nblocks + 1, sizeof *sp->block_img);
     sp->block_lab = xcalloc((size_t)sp->nblocks + 1, sizeof *sp->block_lab);
@@ -473,9 +464,8 @@ static void validate_split(beit_store *s, hid_t g, const char *name, beit_store_
         bad_store(s, "dataset /%s/labels is missing (expected integer [%lld])", name, (long long)count);
     sp->labels = H5Dopen2(g, "labels", H5P_DEFAULT);
     if (sp->labels < 0) bad_store(s, "dataset /%s/labels cannot be opened (expected integer [N])", name);
-    t = H5Dget_type(sp->labels);
-    space = H5Dget_space(sp->labels);
-    rank = H5Sget_simple_extent_ndims(space);
+    hid_t t = H5Dget_type(sp->labels), space = H5Dget_space(sp->labels);
+    int rank = H5Sget_simple_extent_ndims(space);
     hsize_t ld = 0;
     if (rank == 1) H5Sget_simple_extent_dims(space, &ld, NULL);
     if (H5Tget_class(t) != H5T_INTEGER)
