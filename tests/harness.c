@@ -212,6 +212,45 @@ void fx_names_free(char **names, size_t count) {
     free(names);
 }
 
+fx_table_cmp fx_compare_table(fixture *f, const char *group, const param_table *pt) {
+    fx_table_cmp r = {1, 1, 1, 0};
+    size_t ns, nd, nl = 0;
+    char **names = fx_names_in(f, group, "names", &r.n);
+    int64_t *shapes = fx_ints_in(f, group, "shapes", &ns), *decay = fx_ints_in(f, group, "decay", &nd);
+    char *lkey = xasprintf("%s/layer_id", group);
+    int64_t *lid = fx_has(f, lkey) ? fx_ints_in(f, group, "layer_id", &nl) : NULL;
+    free(lkey);
+    r.names_ok = (size_t)pt->n == r.n;
+    for (size_t i = 0; i < r.n; i++) {
+        int j = params_find(pt, names[i]);
+        if (j < 0) {
+            t_diag("%s: torch parameter %s missing from the C table", group, names[i]);
+            r.names_ok = r.decay_ok = r.lid_ok = 0;
+            continue;
+        }
+        const param_info *t = &pt->t[j];
+        int same = t->ndim == shapes[i * 5];
+        for (int k = 0; k < t->ndim && same; k++) same = t->shape[k] == shapes[i * 5 + 1 + k];
+        if (!same) {
+            t_diag("%s: %s shape differs from torch's", group, names[i]);
+            r.names_ok = 0;
+        }
+        if (t->decay != decay[i]) {
+            t_diag("%s: %s decay %d, reference rule %d", group, names[i], t->decay, (int)decay[i]);
+            r.decay_ok = 0;
+        }
+        if (lid && t->layer_id != lid[i]) {
+            t_diag("%s: %s layer_id %d, reference rule %d", group, names[i], t->layer_id, (int)lid[i]);
+            r.lid_ok = 0;
+        }
+    }
+    fx_names_free(names, r.n);
+    free(shapes);
+    free(decay);
+    free(lid);
+    return r;
+}
+
 void fx_close(fixture *f) {
     H5Fclose(f->file);
     free(f);

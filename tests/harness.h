@@ -4,6 +4,8 @@
 #ifndef BEIT_TEST_HARNESS_H
 #define BEIT_TEST_HARNESS_H
 
+#include "beit/params.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +40,14 @@ double fx_scalar_in(fixture *f, const char *group, const char *name);
  * -> count strings; free with fx_names_free(names, count). */
 char **fx_names_in(fixture *f, const char *group, const char *name, size_t *count);
 void fx_names_free(char **names, size_t count);
+/* A parameter table against the generator's record of the PyTorch module in <group>: "names"
+ * and "shapes" [n,5] (ndim, dims) -> names_ok (same set, same shapes), "decay" -> decay_ok,
+ * "layer_id" (when the group has it) -> lid_ok. Mismatches are printed as diagnostics. */
+typedef struct {
+    int names_ok, decay_ok, lid_ok;
+    size_t n; /* tensors in the fixture */
+} fx_table_cmp;
+fx_table_cmp fx_compare_table(fixture *f, const char *group, const param_table *pt);
 /* Directory of fixtures: $BEIT_FIXTURES, else the source tree's tests/fixtures. */
 const char *fx_dir(void);
 

@@ -140,37 +140,13 @@ static void free_case(scase *c) {
 }
 
 static void check_table(scase *c) {
-    size_t n, ns, nd;
-    char **names = fx_names_in(FX, c->cs, "names", &n);
-    int64_t *shapes = INTS(c->cs, "shapes", &ns), *decay = INTS(c->cs, "decay", &nd);
-    int names_ok = (size_t)c->pt.n == n, decay_ok = 1, lid_ok = 1;
-    for (size_t i = 0; i < n; i++) {
-        int j = params_find(&c->pt, names[i]);
-        if (j < 0) {
-            t_diag("%s: torch parameter %s missing from the C table", c->cs, names[i]);
-            names_ok = decay_ok = 0;
-            continue;
-        }
-        const param_info *t = &c->pt.t[j];
-        int same = t->ndim == shapes[i * 5];
-        for (int k = 0; k < t->ndim && same; k++) same = t->shape[k] == shapes[i * 5 + 1 + k];
-        if (!same) {
-            t_diag("%s: %s shape differs from torch's", c->cs, names[i]);
-            names_ok = 0;
-        }
-        if (t->decay != decay[i]) {
-            t_diag("%s: %s decay %d, rule %d", c->cs, names[i], t->decay, (int)decay[i]);
-            decay_ok = 0;
-        }
-    }
+    fx_table_cmp r = fx_compare_table(FX, c->cs, &c->pt);
+    int lid_ok = 1;
     for (int i = 0; i < c->pt.n; i++) lid_ok &= c->pt.t[i].layer_id == LAYER_ID;
-    t_ok(names_ok, "%s: C table names/shapes == torch named_parameters (%zu tensors, table has %d)", c->cs, n,
+    t_ok(r.names_ok, "%s: C table names/shapes == torch named_parameters (%zu tensors, table has %d)", c->cs, r.n,
          c->pt.n);
-    t_ok(decay_ok, "%s: decay flags == rule (0 for 1-D and *.bias)", c->cs);
+    t_ok(r.decay_ok, "%s: decay flags == rule (0 for 1-D and *.bias)", c->cs);
     t_ok(lid_ok, "%s: every layer id == %d (segdec_build's argument)", c->cs, LAYER_ID);
-    fx_names_free(names, n);
-    free(shapes);
-    free(decay);
 }
 
 /* mean CE loss of the current parameters and taps (the "sq" objective) */

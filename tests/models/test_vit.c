@@ -98,40 +98,10 @@ static double case_loss(void *p) {
 
 
 static void check_table(vcase *c) {
-    size_t n, ns, nd, nl;
-    char **names = fx_names_in(FX, c->cs, "names", &n);
-    int64_t *shapes = INTS(c->cs, "shapes", &ns), *decay = INTS(c->cs, "decay", &nd), *lid = INTS(c->cs, "layer_id", &nl);
-    int names_ok = (size_t)c->pt.n == n, decay_ok = 1, lid_ok = 1;
-    for (size_t i = 0; i < n; i++) {
-        int j = params_find(&c->pt, names[i]);
-        if (j < 0) {
-            t_diag("%s: torch parameter %s missing from the C table", c->cs, names[i]);
-            names_ok = decay_ok = lid_ok = 0;
-            continue;
-        }
-        const param_info *t = &c->pt.t[j];
-        int same = t->ndim == shapes[i * 5];
-        for (int k = 0; k < t->ndim && same; k++) same = t->shape[k] == shapes[i * 5 + 1 + k];
-        if (!same) {
-            t_diag("%s: %s shape differs from torch's", c->cs, names[i]);
-            names_ok = 0;
-        }
-        if (t->decay != decay[i]) {
-            t_diag("%s: %s decay %d, reference rule %d", c->cs, names[i], t->decay, (int)decay[i]);
-            decay_ok = 0;
-        }
-        if (t->layer_id != lid[i]) {
-            t_diag("%s: %s layer_id %d, reference rule %d", c->cs, names[i], t->layer_id, (int)lid[i]);
-            lid_ok = 0;
-        }
-    }
-    t_ok(names_ok, "%s: C table names/shapes == torch named_parameters (%zu tensors, table has %d)", c->cs, n, c->pt.n);
-    t_ok(decay_ok, "%s: decay flags == unilm get_parameter_groups rule (skip pos_embed, cls_token)", c->cs);
-    t_ok(lid_ok, "%s: layer ids == unilm get_num_layer_for_vit(name, L+2)", c->cs);
-    fx_names_free(names, n);
-    free(shapes);
-    free(decay);
-    free(lid);
+    fx_table_cmp r = fx_compare_table(FX, c->cs, &c->pt);
+    t_ok(r.names_ok, "%s: C table names/shapes == torch named_parameters (%zu tensors, table has %d)", c->cs, r.n, c->pt.n);
+    t_ok(r.decay_ok, "%s: decay flags == unilm get_parameter_groups rule (skip pos_embed, cls_token)", c->cs);
+    t_ok(r.lid_ok, "%s: layer ids == unilm get_num_layer_for_vit(name, L+2)", c->cs);
 }
 
 static void load_case(vcase *c, const char *cs, vit_variant v, vit_head_type h, int all_tokens) {
