@@ -187,6 +187,7 @@ typedef struct {
     uint8_t *img8, *lab8, *labc; /* images, stored label maps, cropped label maps */
     int32_t *labels;
     int64_t *idx;
+    int64_t *conf; /* [NC,NC] segmentation: the step's confusion matrix */
     float *x, *dp;
     int n_local;
 } ft_task;
@@ -239,18 +240,13 @@ static void ft_fwd_bwd(void *ctx, int64_t step, double global_count, double *sum
             const int HW = S * S;
             double loss = seg_ce_forward_backward(f->seg_dlogits, segdec_logits(&f->sd), t->labc + (size_t)a * HW, B,
                                                   f->ncls, HW, (float)(1.0 / global_count));
-            int64_t conf[2] = {0, 0};
-            const float *lg = segdec_logits(&f->sd);
-            for (int i = 0; i < B; i++) /* pixel accuracy (argmax, first max on ties) */
-                for (int q = 0; q < HW; q++) {
-                    int best = 0;
-                    for (int k = 1; k < f->ncls; k++)
-                        if (lg[((size_t)i * f->ncls + k) * HW + q] > lg[((size_t)i * f->ncls + best) * HW + q]) best = k;
-                    conf[best == t->labc[(size_t)(a + i) * HW + q]]++;
-                }
+            memset(t->conf, 0, (size_t)f->ncls * f->ncls * sizeof(int64_t));
+            seg_confusion_add(t->conf, segdec_logits(&f->sd), t->labc + (size_t)a * HW, B, f->ncls, HW);
+            int64_t correct = 0; /* pixel accuracy: the trace */
+            for (int k = 0; k < f->ncls; k++) correct += t->conf[(size_t)k * f->ncls + k];
             sums[0] += loss;
             sums[1] += (double)B * HW;
-            sums[2] += (double)conf[1];
+            sums[2] += (double)correct;
             sums[3] += (double)B * HW;
         }
         ft_model_backward(f, (float)(1.0 / global_count), B);
@@ -421,6 +417,7 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     if (seg) {
         t->lab8 = xmalloc((size_t)t->local_max * H * W);
         t->labc = xmalloc((size_t)t->local_max * S * S);
+        t->conf = xcalloc((size_t)ncls * ncls, sizeof(int64_t));
     }
     beit_log("finetune: %s, %d classes, %s ViT D %d, %d blocks, %d heads on %dx%dx%d, patch %d; layer decay %g, "
              "label smoothing %g, drop path %g; %zu parameters",
@@ -473,6 +470,7 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     free(t->dp);
     free(t->lab8);
     free(t->labc);
+    free(t->conf);
     free(t);
     return 0;
 }
