@@ -79,6 +79,10 @@ long long beit_h5_check_at(const char *file, int line, long long rc, const char 
 #define H5_CHECK(call) beit_h5_check_at(__FILE__, __LINE__, (long long)(call), #call)
 /* Silence HDF5's automatic error printing (we print our own, with the stack, on failure). */
 void beit_h5_quiet(void);
+/* the system or MPI error message under the current HDF5 error stack, if it holds one
+ * (errno is not reliable after a failed parallel write: MPI-IO's clean-up overwrites it);
+ * returns 1 when found */
+int beit_h5_error_cause(char *buf, size_t n);
 
 /* ---- process-wide rank info (set once by beit_mpi_init; read-only afterwards) ---------- */
 /* These are the only process-wide values: the logger and beit_fatal need them and cannot

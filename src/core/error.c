@@ -71,6 +71,32 @@ void beit_mpi_check_at(const char *file, int line, int rc, const char *what) {
 
 void beit_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
+/* H5Ewalk2 visits the most specific record first (H5E_WALK_UPWARD): keep the first one that
+ * carries a message from below HDF5 (the MPI-IO driver puts MPI's error string there) */
+typedef struct {
+    char *buf;
+    size_t n;
+    int found;
+} h5_cause_walk;
+
+static herr_t h5_cause_cb(unsigned k, const H5E_error2_t *e, void *data) {
+    (void)k;
+    h5_cause_walk *w = data;
+    if (w->found || !e->desc || !e->desc[0]) return 0;
+    if (e->min_num == H5E_MPIERRSTR || e->min_num == H5E_SYSERRSTR) {
+        snprintf(w->buf, w->n, "%s", e->desc);
+        w->found = 1;
+    }
+    return 0;
+}
+
+int beit_h5_error_cause(char *buf, size_t n) {
+    h5_cause_walk w = {buf, n, 0};
+    if (n) buf[0] = '\0';
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_cause_cb, &w);
+    return w.found;
+}
+
 long long beit_h5_check_at(const char *file, int line, long long rc, const char *what) {
     if (rc >= 0) return rc;
     H5Eprint2(H5E_DEFAULT, stderr);

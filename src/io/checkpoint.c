@@ -34,16 +34,20 @@ typedef struct {
     int failed;
     int err; /* errno at the first failure (0: none known) */
     char what[256];
+    char cause[256]; /* MPI's or the system's message under HDF5's error stack, if any */
 } wctx;
 
-#define W(ctx, call)                                                                    \
+/* WD(ctx, call, "what failed", ...): remember the first failure with its description */
+#define WD(ctx, call, ...)                                                              \
     do {                                                                                \
         if ((call) < 0 && !(ctx)->failed) {                                             \
             (ctx)->failed = 1;                                                          \
             (ctx)->err = errno;                                                         \
-            snprintf((ctx)->what, sizeof (ctx)->what, "%s", #call);                     \
+            beit_h5_error_cause((ctx)->cause, sizeof (ctx)->cause);                     \
+            snprintf((ctx)->what, sizeof (ctx)->what, __VA_ARGS__);                    \
         }                                                                               \
     } while (0)
+#define W(ctx, call) WD(ctx, call, "%s", #call)
 
 /* Rank that writes tensor p: the one whose even share [total*r/R, total*(r+1)/R) holds the
  * tensor's first float, so the parameter bytes are spread over the ranks. */
@@ -56,13 +60,48 @@ static int tensor_writer(const param_info *p, size_t total, int R) {
     return r;
 }
 
+/* errno is stale after a failed MPI-IO call (Open MPI's clean-up overwrites it; a short
+ * write is not even an error to HDF5's driver, just "file write failed"), so the cause is
+ * asked of the file system directly: create the file (create=1), or append 1 MiB of zeros
+ * to it and cut it back. Returns the errno of the first failing call, 0 if all succeeded. */
+static int probe_errno(const char *path, int create) {
+    int fd = open(path, create ? O_WRONLY | O_CREAT | O_EXCL : O_WRONLY, 0644);
+    if (fd < 0) return errno;
+    int err = 0;
+    if (create) {
+        close(fd);
+        unlink(path);
+        return 0;
+    }
+    off_t end = lseek(fd, 0, SEEK_END);
+    enum { PROBE = 1 << 20 };
+    char *zeros = xcalloc(PROBE, 1);
+    size_t done = 0;
+    while (end >= 0 && done < PROBE) {
+        ssize_t k = pwrite(fd, zeros + done, PROBE - done, end + (off_t)done);
+        if (k < 0) {
+            err = errno;
+            break;
+        }
+        if (k == 0) { /* no progress and no errno: report it as what it amounts to */
+            err = ENOSPC;
+            break;
+        }
+        done += (size_t)k;
+    }
+    if (end >= 0 && ftruncate(fd, end) != 0 && !err) err = errno;
+    free(zeros);
+    close(fd);
+    return err;
+}
+
 /* Parallel-HDF5 calls below are collective (every rank calls them in the same order with the
  * same arguments) except the parameter writes, which are independent. A failure on one rank
  * never makes it skip a collective call: it is remembered and agreed on with the others. */
 static hid_t create_dataset(wctx *w, hid_t group, const char *name, int ndim, const hsize_t *dims) {
     hid_t s = H5Screate_simple(ndim, dims, NULL);
     hid_t ds = H5Dcreate2(group, name, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    W(w, ds);
+    WD(w, ds, "creating dataset %s", name);
     H5Sclose(s);
     return ds;
 }
@@ -94,20 +133,16 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
     H5_CHECK(H5Pset_fapl_mpio(fapl, d->comm, MPI_INFO_NULL));
     hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    W(w, f);
-    if (f < 0) { /* errno is stale after MPI-IO's own clean-up: ask the file system directly */
-        int fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
-        if (fd < 0) w->err = errno;
-        else {
-            close(fd);
-            unlink(w->tmp);
-        }
+    WD(w, f, "creating the file");
+    if (f < 0) {
+        int e = probe_errno(w->tmp, 1);
+        if (e) snprintf(w->cause, sizeof w->cause, "%s", strerror(e));
     }
     if (!dist_all_ok(d, f >= 0)) {
         /* not closed: H5Fclose is collective and some ranks have no file; the job ends */
         if (!w->failed) {
             w->failed = 1;
-            snprintf(w->what, sizeof w->what, "H5Fcreate failed on another rank");
+            snprintf(w->what, sizeof w->what, "creating the file failed on another rank");
         }
         return;
     }
@@ -133,7 +168,8 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
         for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
         hid_t ds = create_dataset(w, gp, p->name, p->ndim, dims);
         if (ds >= 0 && tensor_writer(p, pt->total, d->size) == d->rank)
-            W(w, H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pt->data + p->offset));
+            WD(w, H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pt->data + p->offset),
+               "writing /params/%s", p->name);
         if (ds >= 0) H5Dclose(ds);
     }
     if (gp >= 0) H5Gclose(gp);
@@ -162,8 +198,8 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
             hsize_t n = pt->total, me = mem_extent(opt);
             hid_t fs = H5Screate_simple(1, &n, NULL), ms = H5Screate_simple(1, &me, NULL);
             select_ranges(fs, ms, opt);
-            W(w, H5Dwrite(dm, H5T_NATIVE_FLOAT, ms, fs, dxpl, opt->m));
-            W(w, H5Dwrite(dv, H5T_NATIVE_FLOAT, ms, fs, dxpl, opt->v));
+            WD(w, H5Dwrite(dm, H5T_NATIVE_FLOAT, ms, fs, dxpl, opt->m), "writing /optim/exp_avg_flat");
+            WD(w, H5Dwrite(dv, H5T_NATIVE_FLOAT, ms, fs, dxpl, opt->v), "writing /optim/exp_avg_sq_flat");
             H5Sclose(fs);
             H5Sclose(ms);
             H5Pclose(dxpl);
@@ -177,7 +213,7 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
     }
     /* written last: a file at a checkpoint's name without it is incomplete */
     W(w, h5a_put_i64(f, "complete", 1));
-    W(w, H5Fclose(f)); /* collective: flushes metadata and data */
+    WD(w, H5Fclose(f), "closing (flushing) the file"); /* collective: flushes metadata and data */
 }
 
 void ckpt_write_part(const char *path, const param_table *pt, const ckpt_optim_part *opt, const ckpt_meta *meta,
@@ -194,7 +230,7 @@ void ckpt_write_part(const char *path, const param_table *pt, const ckpt_optim_p
     MPI_CHECK(MPI_Bcast(tmp, len, MPI_CHAR, 0, d->comm));
 
     beit_tmp_guard_set(tmp);
-    wctx w = {tmp, 0, 0, ""};
+    wctx w = {tmp, 0, 0, "", ""};
     errno = 0;
     write_all(&w, pt, opt, meta, d);
     int ok = dist_all_ok(d, !w.failed);
@@ -205,12 +241,19 @@ void ckpt_write_part(const char *path, const param_table *pt, const ckpt_optim_p
     }
     ok = dist_all_ok(d, !w.failed);
     beit_tmp_guard_clear();
+    if (!ok && w.failed && !w.cause[0] && strcmp(w.what, "rename to the final name") != 0) {
+        int e = probe_errno(tmp, 0);
+        if (e) w.err = e;
+        else snprintf(w.cause, sizeof w.cause, "cause unknown: errno %d (%s) is not reliable here, and a probe "
+                      "write of 1 MiB to the file succeeded", w.err, w.err ? strerror(w.err) : "none");
+    }
     if (!ok) {
         /* the first failing rank tells what failed */
         int who = w.failed ? d->rank : d->size;
         MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &who, 1, MPI_INT, MPI_MIN, d->comm));
         char msg[512];
-        snprintf(msg, sizeof msg, "%s%s%s", w.what, w.err ? ": " : "", w.err ? strerror(w.err) : "");
+        if (w.cause[0]) snprintf(msg, sizeof msg, "%s: %s", w.what, w.cause);
+        else snprintf(msg, sizeof msg, "%s%s%s", w.what, w.err ? ": " : "", w.err ? strerror(w.err) : "");
         MPI_CHECK(MPI_Bcast(msg, (int)sizeof msg, MPI_CHAR, who, d->comm));
         if (d->rank == 0) {
             unlink(tmp);
