@@ -77,18 +77,21 @@ typedef struct {
     float *pool[DVAE_MAX_GROUPS]; /* encoder group g > 0 input: maxpool of group g-1 output */
     int *pool_idx[DVAE_MAX_GROUPS];
     float *e_aout;              /* [B,w_{G-1},h,h] relu of the last encoder block */
-    float *logits;              /* [B,V,h,h] */
-    float *z;                   /* [B,V,h,h] relaxed one-hot (forward) */
-    float *lse, *negent;        /* [B,P] log-sum-exp of the logits, sum_v q ln q */
-    double *acc;                /* 3*P per-position accumulators of the column softmax */
-    float *accf;                /* 3*P more (maxima, inverse sums, argmax values) */
+    /* The V-wide tensors are token-major, [B*P, V] (row b*P + p: image b, position p), so the
+     * 1x1 convs into and out of them are one sgemm each over the batch (dvae.c). */
+    float *ea_rows;             /* [B*P, w_{G-1}] e_aout as rows (encoder.out input) */
+    float *ds_rows;             /* [B*P, w_{G-1}] decoder.stem output / its gradient, as rows */
+    float *logits;              /* [B*P, V] */
+    float *z;                   /* [B*P, V] relaxed one-hot (forward) */
+    float *lse, *negent;        /* [B*P] log-sum-exp of the logits, sum_v q ln q */
+    double *acc;                /* max(V, w_{G-1}) partial sums (bias gradients) */
     float *d_stem;              /* [B,w_{G-1},h,h] */
     float *up[DVAE_MAX_GROUPS]; /* decoder group i > 0 input: nearest x2 of group i-1 output */
     float *d_aout;              /* [B,w0,S,S] relu of the last decoder block */
     float *out;                 /* [B,C',S,S] decoder output (stats) */
     float *gbuf[3];             /* gradient ping-pong (forward: gbuf[0] is a temporary) */
     size_t gbuf_n;              /* floats in each */
-    float *dz;                  /* [B,V,h,h] dz, turned into dlogits in place */
+    float *dz;                  /* [B*P, V] dz, turned into dlogits in place */
     float *scratch;             /* conv scratch, scratch_n floats */
     size_t scratch_n;
 
@@ -122,8 +125,8 @@ void dvae_free(dvae_model *m);
 size_t dvae_activation_bytes(const dvae_model *m, int max_batch);
 
 /* Training forward over 0 <= B <= max_batch images x[B,C,S,S] in [0,1] (not checked; the
- * logit-Laplace loss needs 0.8x + 0.1 inside (0, 1)). gumbel[B,V,h,h] is the noise (NULL:
- * none, a plain tempered softmax); tau > 0. Fills *out with sums over the local batch and
+ * logit-Laplace loss needs 0.8x + 0.1 inside (0, 1)). gumbel[B,h,h,V] is the noise,
+ * token-major like the logits (NULL: none, a plain tempered softmax); tau > 0. Fills *out with sums over the local batch and
  * keeps what dvae_backward needs (x is copied; the caller may reuse it). */
 void dvae_forward(dvae_model *m, const param_table *pt, const float *x, const float *gumbel, float tau, int B,
                   dvae_sums *out);

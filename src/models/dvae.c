@@ -5,17 +5,23 @@
  *   -> e_aout [w_{G-1},h,h] -> logits [V,h,h] -> z [V,h,h]
  *   -> d_stem [w_{G-1},h,h] -> decoder blocks / upsampling -> d_aout [w0,S,S] -> out [C',S,S]
  *
- * The softmax over V is over the CHANNEL axis of [V,P] (P = h*h positions): it runs as
- * contiguous passes over the V rows with P per-position accumulators (a "column softmax"),
- * so there is no transpose and every pass streams the V*P block once. The KL term is fused
- * into the same passes; its gradient is recomputed in backward from the logits and two saved
- * per-position numbers (log-sum-exp and sum q ln q) instead of storing q.
+ * The V-wide tensors (logits, z, dz; P = h*h positions) are held token-major, [B*P, V]: the
+ * two 1x1 convs into and out of them (encoder.out, decoder.stem: half the step's FLOPs) are
+ * then one sgemm each over the whole batch (M = B*P) rather than B sgemms with N = P, and the
+ * softmax over V runs on contiguous rows of V floats that stay in cache, with vectorized
+ * exp (vmath.h). The KL term is fused into the same passes; its gradient is recomputed in
+ * backward from the logits and two saved per-position numbers (log-sum-exp and sum q ln q)
+ * instead of storing q. Only the small w-wide maps next to them are transposed (to_rows).
  */
 #include "beit/dvae.h"
 
 #include "beit/conv.h"
 #include "beit/core.h"
 #include "beit/nn.h"
+#include "beit/prof.h"
+#include "beit/vmath.h"
+
+#include <cblas.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -214,6 +220,8 @@ static void layout(dvae_model *m, arena *a, int B) {
         }
     }
     m->e_aout = take(a, Bs * w[G - 1] * m->P);
+    m->ea_rows = take(a, Bs * w[G - 1] * m->P);
+    m->ds_rows = take(a, Bs * w[G - 1] * m->P);
     m->logits = take(a, Bs * VP);
     m->z = take(a, Bs * VP);
     m->dz = take(a, Bs * VP);
@@ -271,6 +279,12 @@ static size_t scratch_floats(const dvae_model *m, int max_batch) {
     return mx;
 }
 
+/* per-column sums of a [rows, V] or [rows, w] matrix (bias gradients) */
+static size_t acc_doubles(const dvae_model *m) {
+    size_t w = (size_t)m->d.widths[m->G - 1];
+    return (size_t)m->V > w ? (size_t)m->V : w;
+}
+
 size_t dvae_activation_bytes(const dvae_model *m, int max_batch) {
     dvae_model tmp = *m; /* layout() writes pointers into blocks: count on copies */
     int nblk = m->G * m->d.blocks;
@@ -283,7 +297,7 @@ size_t dvae_activation_bytes(const dvae_model *m, int max_batch) {
     free(tmp.enc);
     free(tmp.dec);
     return (a.used + scratch_floats(m, max_batch)) * sizeof(float) + a.iused * sizeof(int) +
-           3 * (size_t)m->P * (sizeof(double) + sizeof(float));
+           acc_doubles(m) * sizeof(double);
 }
 
 void dvae_alloc(dvae_model *m, int max_batch) {
@@ -299,8 +313,7 @@ void dvae_alloc(dvae_model *m, int max_batch) {
     if (a.used != fl || a.iused != il) beit_fatal(BEIT_EXIT_FAILURE, "dvae_alloc: layout mismatch");
     m->arena = a.base;
     m->iarena = a.ibase;
-    m->acc = xmalloc(3 * (size_t)m->P * sizeof(double));
-    m->accf = xmalloc(3 * (size_t)m->P * sizeof(float));
+    m->acc = xmalloc(acc_doubles(m) * sizeof(double));
     m->scratch_n = scratch_floats(m, max_batch);
     m->scratch = m->scratch_n ? xalloc_floats(m->scratch_n) : NULL;
     m->max_batch = max_batch;
@@ -311,7 +324,6 @@ void dvae_free(dvae_model *m) {
     free(m->arena);
     free(m->iarena);
     free(m->acc);
-    free(m->accf);
     free(m->scratch);
     free(m->enc);
     free(m->dec);
@@ -340,6 +352,63 @@ static void relu_mask(float *d, const float *a, size_t n) {
 
 static void add_into(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* rows[B*P, C] <- maps[B, C, P] (per image a [C, P] -> [P, C] transpose) */
+static void to_rows(float *rows, const float *maps, int B, int C, int P) {
+    for (int b = 0; b < B; b++) {
+        const float *src = maps + (size_t)b * C * P;
+        float *dst = rows + (size_t)b * P * C;
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < P; p++) dst[(size_t)p * C + c] = src[(size_t)c * P + p];
+    }
+}
+
+/* maps[B, C, P] <- rows[B*P, C] */
+static void from_rows(float *maps, const float *rows, int B, int C, int P) {
+    for (int b = 0; b < B; b++) {
+        const float *src = rows + (size_t)b * P * C;
+        float *dst = maps + (size_t)b * C * P;
+        for (int p = 0; p < P; p++)
+            for (int c = 0; c < C; c++) dst[(size_t)c * P + p] = src[(size_t)p * C + c];
+    }
+}
+
+/* every row of out[R, n] <- bias[n] */
+static void fill_rows(float *out, const float *bias, size_t R, int n) {
+    for (size_t r = 0; r < R; r++) memcpy(out + r * n, bias, (size_t)n * sizeof(float));
+}
+
+/* dbias[j] += sum over the R rows of d[R, n] (column sums; double partials in acc[n]) */
+static void column_sums(float *dbias, const float *d, size_t R, int n, double *acc) {
+    for (int j = 0; j < n; j++) acc[j] = 0;
+    for (size_t r = 0; r < R; r++)
+        for (int j = 0; j < n; j++) acc[j] += d[r * n + j];
+    for (int j = 0; j < n; j++) dbias[j] += (float)acc[j];
+}
+
+/* encoder.out, a 1x1 conv w -> V: logits[B*P, V] = ea_rows[B*P, w] W[V, w]^T + bias */
+static void enc_out_forward(dvae_model *m, const param_table *pt, int B) {
+    PROF_BEGIN(PROF_CONV);
+    int w = m->enc_out.cin, V = m->V, R = B * m->P;
+    PROF_FLOPS(PROF_CONV, 2.0 * V * w * (double)R);
+    to_rows(m->ea_rows, m->e_aout, B, w, m->P);
+    fill_rows(m->logits, params_data(pt, m->enc_out.b), (size_t)R, V);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, w, 1.0f, m->ea_rows, w, params_data(pt, m->enc_out.w),
+                w, 1.0f, m->logits, V);
+    PROF_END(PROF_CONV);
+}
+
+/* decoder.stem, a 1x1 conv V -> w: d_stem[B, w, P] <- z[B*P, V] W[w, V]^T + bias */
+static void dec_stem_forward(dvae_model *m, const param_table *pt, int B) {
+    PROF_BEGIN(PROF_CONV);
+    int w = m->dec_stem.cout, V = m->V, R = B * m->P;
+    PROF_FLOPS(PROF_CONV, 2.0 * V * w * (double)R);
+    fill_rows(m->ds_rows, params_data(pt, m->dec_stem.b), (size_t)R, w);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, w, V, 1.0f, m->z, V, params_data(pt, m->dec_stem.w), V,
+                1.0f, m->ds_rows, w);
+    from_rows(m->d_stem, m->ds_rows, B, w, m->P);
+    PROF_END(PROF_CONV);
 }
 
 static void check_batch(const dvae_model *m, const char *op, int B) {
@@ -389,7 +458,7 @@ static void encoder_forward(dvae_model *m, const param_table *pt, const float *x
         }
     }
     relu_forward(m->e_aout, h, (size_t)B * m->d.widths[G - 1] * m->P);
-    conv_fwd(m, pt, &m->enc_out, m->logits, m->e_aout, B);
+    enc_out_forward(m, pt, B);
 }
 
 /* m->d_stem[B,w_{G-1},h,h] -> m->out[B,C',S,S] */
@@ -413,55 +482,51 @@ static void decoder_forward(dvae_model *m, const param_table *pt, int B) {
     conv_fwd(m, pt, &m->dec_out, m->out, m->d_aout, B);
 }
 
-/* One image: l, g [V,P] -> z [V,P] = softmax over V of (l + g) / tau (g may be NULL), and per
- * position lse = logsumexp_v l, negent = sum_v q ln q with q = softmax(l). Returns
- * sum_p KL(q_p || uniform) = sum_p (negent_p + ln V). Rows of V are streamed three times
- * (max; exp and sums; normalise) with P accumulators each. */
-static double column_softmax(float *z, float *lse, float *negent, double *acc, float *accf, const float *l,
-                             const float *g, int V, int P, float tau) {
+/* One position: l, g [V] -> z [V] = softmax of (l + g) / tau (g may be NULL); *lse =
+ * logsumexp l, *negent = sum q ln q with q = softmax(l). Returns KL(q || uniform) =
+ * negent + ln V. Three passes over the row (max; exp and sums; normalise), which stays in
+ * L1/L2; VM_LANES independent partials so that every pass vectorizes. */
+static double row_softmax(float *z, float *lse, float *negent, const float *l, const float *g, int V, float tau) {
     const float inv_tau = 1.0f / tau;
-    float *m1 = accf, *m2 = accf + P, *inv = accf + 2 * P;
-    double *s1 = acc, *t1 = acc + P, *s2 = acc + 2 * P;
-    for (int p = 0; p < P; p++) {
-        m1[p] = -INFINITY;
-        m2[p] = -INFINITY;
-        s1[p] = t1[p] = s2[p] = 0;
+    const int Vv = V - V % VM_LANES; /* vector part; the tail runs lane by lane */
+    vm_f mx1 = vm_splat(-INFINITY), mx2 = mx1;
+    for (int v = 0; v < Vv; v += VM_LANES) {
+        vm_f lv = vm_load(l + v), s = g ? (lv + vm_load(g + v)) * inv_tau : lv * inv_tau;
+        mx1 = vm_maxv(lv, mx1);
+        mx2 = vm_maxv(s, mx2);
     }
-    for (int v = 0; v < V; v++) {
-        const float *lv = l + (size_t)v * P, *gv = g ? g + (size_t)v * P : NULL;
-        for (int p = 0; p < P; p++) {
-            float s = (lv[p] + (gv ? gv[p] : 0.0f)) * inv_tau;
-            m1[p] = lv[p] > m1[p] ? lv[p] : m1[p];
-            m2[p] = s > m2[p] ? s : m2[p];
-        }
+    float m1 = vm_hmax(mx1), m2 = vm_hmax(mx2);
+    for (int v = Vv; v < V; v++) {
+        float s = (l[v] + (g ? g[v] : 0.0f)) * inv_tau;
+        m1 = l[v] > m1 ? l[v] : m1;
+        m2 = s > m2 ? s : m2;
     }
-    for (int v = 0; v < V; v++) {
-        const float *lv = l + (size_t)v * P, *gv = g ? g + (size_t)v * P : NULL;
-        float *zv = z + (size_t)v * P;
-        for (int p = 0; p < P; p++) {
-            float d = lv[p] - m1[p];
-            float e = expf(d);
-            s1[p] += e;
-            t1[p] += (double)e * d;
-            float s = (lv[p] + (gv ? gv[p] : 0.0f)) * inv_tau;
-            zv[p] = expf(s - m2[p]);
-            s2[p] += zv[p];
-        }
+    vm_d s1 = {0}, t1 = {0}, s2 = {0};
+    for (int v = 0; v < Vv; v += VM_LANES) {
+        vm_f lv = vm_load(l + v);
+        vm_f d = lv - m1, e = vm_exp(d);
+        s1 += vm_to_d(e);
+        t1 += vm_to_d(e * d);
+        vm_f s = g ? (lv + vm_load(g + v)) * inv_tau : lv * inv_tau;
+        vm_f zz = vm_exp(s - m2);
+        vm_store(z + v, zz);
+        s2 += vm_to_d(zz);
     }
-    double kl = 0, lnV = log((double)V);
-    for (int p = 0; p < P; p++) {
-        double ls = log(s1[p]);
-        lse[p] = (float)(m1[p] + ls);
-        double ne = t1[p] / s1[p] - ls; /* sum q ln q = sum q (l - m1) - ln s1 */
-        negent[p] = (float)ne;
-        kl += ne + lnV;
-        inv[p] = (float)(1.0 / s2[p]);
+    double S1 = vm_hsum(s1), T1 = vm_hsum(t1), S2 = vm_hsum(s2);
+    for (int v = Vv; v < V; v++) {
+        float d = l[v] - m1, e = vm_expf(d);
+        S1 += e;
+        T1 += (double)(e * d);
+        z[v] = vm_expf((l[v] + (g ? g[v] : 0.0f)) * inv_tau - m2);
+        S2 += z[v];
     }
-    for (int v = 0; v < V; v++) {
-        float *zv = z + (size_t)v * P;
-        for (int p = 0; p < P; p++) zv[p] *= inv[p];
-    }
-    return kl;
+    double ls = log(S1);
+    *lse = (float)(m1 + ls);
+    double ne = T1 / S1 - ls; /* sum q ln q = sum q (l - m1) - ln s1 */
+    *negent = (float)ne;
+    const float inv = (float)(1.0 / S2);
+    for (int v = 0; v < V; v++) z[v] *= inv;
+    return ne + log((double)V);
 }
 
 /* mean image value of output pixel (b, c, i): out = m->out[B,C',S,S] */
@@ -488,12 +553,14 @@ void dvae_forward(dvae_model *m, const param_table *pt, const float *x, const fl
     if (B == 0) return;
     if (!(tau > 0.0f)) beit_fatal(BEIT_EXIT_FAILURE, "dvae_forward: temperature %g is not positive", tau);
     encoder_forward(m, pt, x, B);
-    size_t VP = (size_t)m->V * m->P;
+    PROF_BEGIN(PROF_SOFTMAX);
+    size_t V = (size_t)m->V, R = (size_t)B * m->P;
     double kl = 0;
-    for (int b = 0; b < B; b++)
-        kl += column_softmax(m->z + b * VP, m->lse + (size_t)b * m->P, m->negent + (size_t)b * m->P, m->acc,
-                             m->accf, m->logits + b * VP, gumbel ? gumbel + b * VP : NULL, m->V, m->P, tau);
-    conv_fwd(m, pt, &m->dec_stem, m->d_stem, m->z, B);
+    for (size_t r = 0; r < R; r++)
+        kl += row_softmax(m->z + r * V, m->lse + r, m->negent + r, m->logits + r * V, gumbel ? gumbel + r * V : NULL,
+                          m->V, tau);
+    PROF_END(PROF_SOFTMAX);
+    dec_stem_forward(m, pt, B);
     decoder_forward(m, pt, B);
 
     /* reconstruction sums, per pixel in double (a few C*S*S values per image) */
@@ -574,29 +641,24 @@ static void recon_grad(const dvae_model *m, float *dout, float scale, int B) {
     }
 }
 
-/* In place over one image's [V,P]: dz -> dlogits =
+/* In place over one position's row of V: dz -> dlogits =
  *   (1/tau) z (dz - <dz, z>)                               (Gumbel softmax)
  * + kl_scale q (ln q - sum q ln q),  ln q = l - lse          (KL to the uniform prior) */
-static void column_softmax_backward(float *d, const float *z, const float *l, const float *lse,
-                                    const float *negent, double *acc, float *accf, int V, int P, float tau,
-                                    float kl_scale) {
-    double *dot = acc;
-    float *dotf = accf;
-    for (int p = 0; p < P; p++) dot[p] = 0;
-    for (int v = 0; v < V; v++) {
-        const float *dv = d + (size_t)v * P, *zv = z + (size_t)v * P;
-        for (int p = 0; p < P; p++) dot[p] += (double)dv[p] * zv[p];
+static void row_softmax_backward(float *d, const float *z, const float *l, float lse, float negent, int V, float tau,
+                                 float kl_scale) {
+    const int Vv = V - V % VM_LANES;
+    vm_d dot = {0};
+    for (int v = 0; v < Vv; v += VM_LANES) dot += vm_to_d(vm_load(d + v) * vm_load(z + v));
+    double dt = vm_hsum(dot);
+    for (int v = Vv; v < V; v++) dt += (double)(d[v] * z[v]);
+    const float dotf = (float)dt, inv_tau = 1.0f / tau;
+    for (int v = 0; v < Vv; v += VM_LANES) {
+        vm_f lnq = vm_load(l + v) - lse, q = vm_exp(lnq);
+        vm_store(d + v, inv_tau * vm_load(z + v) * (vm_load(d + v) - dotf) + kl_scale * q * (lnq - negent));
     }
-    for (int p = 0; p < P; p++) dotf[p] = (float)dot[p];
-    const float inv_tau = 1.0f / tau;
-    for (int v = 0; v < V; v++) {
-        float *dv = d + (size_t)v * P;
-        const float *zv = z + (size_t)v * P, *lv = l + (size_t)v * P;
-        for (int p = 0; p < P; p++) {
-            float lnq = lv[p] - lse[p];
-            float q = expf(lnq);
-            dv[p] = inv_tau * zv[p] * (dv[p] - dotf[p]) + kl_scale * q * (lnq - negent[p]);
-        }
+    for (int v = Vv; v < V; v++) {
+        float lnq = l[v] - lse, q = vm_expf(lnq);
+        d[v] = inv_tau * z[v] * (d[v] - dotf) + kl_scale * q * (lnq - negent);
     }
 }
 
@@ -636,19 +698,35 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
             block_backward_rot(m, pt, blk, x, g, B);
         }
     }
-    /* decoder stem: dz[B,V,P] (the stem's input gradient), then dlogits in place */
-    size_t VP = (size_t)m->V * m->P;
-    memset(m->dz, 0, (size_t)B * VP * sizeof(float));
-    conv_bwd(m, pt, &m->dec_stem, m->dz, g[0], m->z, B);
+    /* decoder stem (1x1, V -> w) on rows: ds_rows = d d_stem [B*P, w]; dW[w, V] += ds_rows^T z;
+     * dz[B*P, V] = ds_rows W (the stem's input gradient), then dlogits in place */
+    int V = m->V, wl = w[G - 1], R = B * m->P;
+    PROF_BEGIN(PROF_CONV);
+    PROF_FLOPS(PROF_CONV, 4.0 * V * wl * (double)R);
+    to_rows(m->ds_rows, g[0], B, wl, m->P);
+    column_sums(params_grad(pt, m->dec_stem.b), m->ds_rows, (size_t)R, wl, m->acc);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, wl, V, R, 1.0f, m->ds_rows, wl, m->z, V, 1.0f,
+                params_grad(pt, m->dec_stem.w), V);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, V, wl, 1.0f, m->ds_rows, wl,
+                params_data(pt, m->dec_stem.w), V, 0.0f, m->dz, V);
+    PROF_END(PROF_CONV);
     params_grad_ready(pt, m->dec_stem.b);
-    for (int b = 0; b < B; b++)
-        column_softmax_backward(m->dz + b * VP, m->z + b * VP, m->logits + b * VP, m->lse + (size_t)b * m->P,
-                                m->negent + (size_t)b * m->P, m->acc, m->accf, m->V, m->P, m->tau,
-                                kl_scale);
-    /* encoder output conv */
-    n = (size_t)B * w[G - 1] * m->P;
-    memset(g[0], 0, n * sizeof(float));
-    conv_bwd(m, pt, &m->enc_out, g[0], m->dz, m->e_aout, B);
+    PROF_BEGIN(PROF_SOFTMAX);
+    for (size_t r = 0; r < (size_t)R; r++)
+        row_softmax_backward(m->dz + r * V, m->z + r * V, m->logits + r * V, m->lse[r], m->negent[r], V, m->tau,
+                             kl_scale);
+    PROF_END(PROF_SOFTMAX);
+    /* encoder output conv (1x1, w -> V): dW[V, w] += dz^T ea_rows; d e_aout = dz W */
+    PROF_BEGIN(PROF_CONV);
+    PROF_FLOPS(PROF_CONV, 4.0 * V * wl * (double)R);
+    column_sums(params_grad(pt, m->enc_out.b), m->dz, (size_t)R, V, m->acc);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, wl, R, 1.0f, m->dz, V, m->ea_rows, wl, 1.0f,
+                params_grad(pt, m->enc_out.w), wl);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, wl, V, 1.0f, m->dz, V, params_data(pt, m->enc_out.w),
+                wl, 0.0f, m->ds_rows, wl);
+    n = (size_t)R * wl;
+    from_rows(g[0], m->ds_rows, B, wl, m->P);
+    PROF_END(PROF_CONV);
     params_grad_ready(pt, m->enc_out.b);
     relu_mask(g[0], m->e_aout, n);
 
@@ -680,27 +758,20 @@ void dvae_encode(dvae_model *m, const param_table *pt, const float *x, int B, in
     m->fwd_B = 0;
     if (B == 0) return;
     encoder_forward(m, pt, x, B);
-    int V = m->V, P = m->P;
-    size_t VP = (size_t)V * P;
-    float *best = m->accf;
-    for (int b = 0; b < B; b++) {
-        const float *l = m->logits + b * VP;
-        int32_t *t = tokens + (size_t)b * P;
-        for (int p = 0; p < P; p++) {
-            best[p] = l[p];
-            t[p] = 0;
-        }
-        /* strict > keeps the first maximum, as torch.argmax */
-        for (int v = 1; v < V; v++) {
-            const float *lv = l + (size_t)v * P;
-            for (int p = 0; p < P; p++)
-                if (lv[p] > best[p]) {
-                    best[p] = lv[p];
-                    t[p] = v;
-                }
-        }
+    /* argmax over each position's row of V; strict > keeps the first maximum, as torch.argmax */
+    size_t V = (size_t)m->V, R = (size_t)B * m->P;
+    for (size_t r = 0; r < R; r++) {
+        const float *l = m->logits + r * V;
+        int32_t best = 0;
+        for (size_t v = 1; v < V; v++)
+            if (l[v] > l[best]) best = (int32_t)v;
+        tokens[r] = best;
     }
-    if (logits_out) memcpy(logits_out, m->logits, (size_t)B * VP * sizeof(float));
+    if (logits_out) /* [B, V, P] as torch's */
+        for (int b = 0; b < B; b++)
+            for (size_t v = 0; v < V; v++)
+                for (int p = 0; p < m->P; p++)
+                    logits_out[((size_t)b * V + v) * m->P + p] = m->logits[((size_t)b * m->P + p) * V + v];
 }
 
 static void decode_outputs(dvae_model *m, int B, float *stats_out, float *mean_out) {
@@ -713,7 +784,12 @@ void dvae_decode(dvae_model *m, const param_table *pt, const float *z, int B, fl
     check_batch(m, "dvae_decode", B);
     m->fwd_B = 0;
     if (B == 0) return;
-    conv_fwd(m, pt, &m->dec_stem, m->d_stem, z, B);
+    /* z [B, V, P] -> the token-major [B*P, V] */
+    size_t V = (size_t)m->V;
+    for (int b = 0; b < B; b++)
+        for (size_t v = 0; v < V; v++)
+            for (int p = 0; p < m->P; p++) m->z[((size_t)b * m->P + p) * V + v] = z[((size_t)b * V + v) * m->P + p];
+    dec_stem_forward(m, pt, B);
     decoder_forward(m, pt, B);
     decode_outputs(m, B, stats_out, mean_out);
 }

@@ -35,6 +35,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* a[B, V, P] (torch's NCHW) -> a new [B, P, V] (the model's token-major V-wide layout) */
+static float *to_token_major(const float *a, int B, int V, int P) {
+    float *t = malloc((size_t)B * V * P * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int v = 0; v < V; v++)
+            for (int p = 0; p < P; p++) t[((size_t)b * P + p) * V + v] = a[((size_t)b * V + v) * P + p];
+    return t;
+}
+
 #define RTOL 1e-4
 #define ATOL 1e-5
 #define RTOL_SUM 1e-5
@@ -134,7 +143,10 @@ static void load(setup *s, fixture *fx, const char *cfg, int max_batch) {
     dvae_alloc(&s->m, max_batch);
     size_t SS = (size_t)s->m.S * s->m.S;
     s->x = fx_sized(s, "x", (size_t)s->B * s->m.C * SS);
-    s->gumbel = fx_sized(s, "gumbel", (size_t)s->B * s->m.V * s->m.P);
+    /* torch's noise is [B, V, h, h]; dvae_forward takes it token-major, [B, h, h, V] */
+    float *g = fx_sized(s, "gumbel", (size_t)s->B * s->m.V * s->m.P);
+    s->gumbel = to_token_major(g, s->B, s->m.V, s->m.P);
+    free(g);
     s->tau = (float)fx_sc(s, "tau");
     s->klw = (float)fx_sc(s, "kl_weight");
     s->rs = (float)(1.0 / ((double)s->B * s->m.C * SS));
@@ -177,8 +189,10 @@ static void check_against_torch(fixture *fx, const char *cfg, int do_fd) {
     snprintf(name, sizeof name, "%s: squared error of the mean output", cfg);
     close_d(name, r.sq_err_sum, fx_sc(&s, "sq_err"), RTOL_SUM);
     float *want = fx_sized(&s, "logits", (size_t)s.B * VP);
-    snprintf(name, sizeof name, "%s: logits", cfg);
-    t_close(name, m->logits, want, (size_t)s.B * VP, RTOL, ATOL);
+    float *lw = to_token_major(want, s.B, m->V, m->P);
+    snprintf(name, sizeof name, "%s: logits (the model's token-major [B*P, V])", cfg);
+    t_close(name, m->logits, lw, (size_t)s.B * VP, RTOL, ATOL);
+    free(lw);
     free(want);
     want = fx_sized(&s, "out", (size_t)s.B * m->Cout * SS);
     snprintf(name, sizeof name, "%s: decoder output", cfg);
