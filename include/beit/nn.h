@@ -142,9 +142,10 @@ void gumbel_softmax_forward(float *y, const float *logits, const float *g, int N
 /* dlogits += (1/tau) * y * (dy - <dy, y>) per row, given the forward output y. (The
  * gradient with respect to g is the same, should anyone need it.) */
 void gumbel_softmax_backward(float *dlogits, const float *dy, const float *y, int N, int V, float tau);
-/* g[i] = -log(-log(u_i)), i = 0..n-1, one rng_uniform(r) draw each. u = rng_uniform + 2^-25
- * (the centre of its 2^-24 cell), computed in double, so 2^-25 <= u <= 1 - 2^-25: u is never
- * 0 or 1 and every g is finite, within about [-2.85, 17.33]. */
+/* g[i] = -log(-log(u_i)), i = 0..n-1, one rng_u32(r) draw each: u = (2j + 1) 2^-24 with j
+ * the draw's top 23 bits (exact in float), so 2^-24 <= u <= 1 - 2^-24: u is never 0 or 1
+ * and every g is finite, within [-2.8116, 16.6355]. Logs by vmath.h (relative error
+ * <= 4e-7 each). */
 void gumbel_noise(float *g, size_t n, rng_t *r);
 
 #endif

@@ -2,6 +2,8 @@
  *   y[N,V] = softmax((logits + g) / tau) over the last dim, g = Gumbel(0,1) noise */
 #include "beit/nn.h"
 
+#include "beit/vmath.h"
+
 #include <math.h>
 
 void gumbel_softmax_forward(float *y, const float *logits, const float *g, int N, int V, float tau) {
@@ -37,10 +39,13 @@ void gumbel_softmax_backward(float *dlogits, const float *dy, const float *y, in
 }
 
 void gumbel_noise(float *g, size_t n, rng_t *r) {
-    for (size_t i = 0; i < n; i++) {
-        /* rng_uniform is k * 2^-24, k in [0, 2^24): shifting by half a cell keeps u off 0 and 1
-         * (done in double: 1 - 2^-25 is not a float) */
-        double u = (double)rng_uniform(r) + 0x1p-25;
-        g[i] = (float)(-log(-log(u)));
+    /* u = (2j + 1) 2^-24 with j the top 23 bits of one draw: exact in float, never 0 or 1;
+     * the two logs run 16 at a time (vmath.h) -- this was 7% of a dVAE step in libm's log */
+    float u[VM_LANES];
+    for (size_t i = 0; i < n; i += VM_LANES) {
+        size_t m = n - i < VM_LANES ? n - i : VM_LANES;
+        for (size_t j = 0; j < VM_LANES; j++) u[j] = j < m ? (float)(2 * (rng_u32(r) >> 9) + 1) * 0x1p-24f : 0.5f;
+        vm_f gv = -vm_log(-vm_log(vm_load(u)));
+        for (size_t j = 0; j < m; j++) g[i + j] = gv[j];
     }
 }
