@@ -4,6 +4,8 @@
 #include "beit/nn.h"
 #include "beit/prof.h"
 
+#include "beit/vmath.h"
+
 #include <math.h>
 
 double crossentropy_forward(float *probs, const float *logits, const int *targets, int N, int V,
@@ -14,16 +16,27 @@ double crossentropy_forward(float *probs, const float *logits, const int *target
         const float *x = logits + n * (size_t)V;
         const int t = targets[n];
         if (t >= V) beit_fatal(BEIT_EXIT_MISMATCH, "cross-entropy: target %d of row %zu is >= V=%d", t, n, V);
-        float mx = -INFINITY;
-        for (int v = 0; v < V; v++) mx = x[v] > mx ? x[v] : mx;
-        double sum = 0, sumx = 0;
-        for (int v = 0; v < V; v++) {
-            sum += exp((double)x[v] - mx);
+        /* 16 lanes at a time (vmath.h's exp; double partial sums in a fixed order) */
+        const int Vv = V - V % VM_LANES;
+        float mx = vm_max(x, (size_t)V);
+        vm_d se = {0}, sx = {0};
+        for (int v = 0; v < Vv; v += VM_LANES) {
+            vm_f xv = vm_load(x + v);
+            se += vm_to_d(vm_exp(xv - mx));
+            sx += vm_to_d(xv);
+        }
+        double sum = vm_hsum(se), sumx = vm_hsum(sx);
+        for (int v = Vv; v < V; v++) {
+            sum += vm_expf(x[v] - mx);
             sumx += x[v];
         }
         const double logz = mx + log(sum);
-        if (probs)
-            for (int v = 0; v < V; v++) probs[n * (size_t)V + v] = (float)exp((double)x[v] - logz);
+        if (probs) {
+            float *p = probs + n * (size_t)V;
+            const float lz = (float)logz;
+            for (int v = 0; v < Vv; v += VM_LANES) vm_store(p + v, vm_exp(vm_load(x + v) - lz));
+            for (int v = Vv; v < V; v++) p[v] = vm_expf(x[v] - lz);
+        }
         if (t < 0) continue; /* ignored row */
         /* -sum_v q_v log p_v = -(1-eps) log p_t - eps/V sum_v log p_v */
         total += -(1.0 - eps) * (x[t] - logz) - (double)eps / V * (sumx - V * logz);
@@ -41,7 +54,8 @@ void crossentropy_backward(float *dlogits, const float *probs, const int *target
         if (t < 0) continue;
         const float *p = probs + n * (size_t)V;
         float *d = dlogits + n * (size_t)V;
-        for (int v = 0; v < V; v++) d[v] += scale * (p[v] - off - (v == t ? 1.0f - eps : 0.0f));
+        for (int v = 0; v < V; v++) d[v] += scale * (p[v] - off);
+        d[t] -= scale * (1.0f - eps);
     }
     PROF_END(PROF_LOSS);
 }
