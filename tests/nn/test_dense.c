@@ -109,21 +109,35 @@ static double ln_obj(void *p) {
     layernorm_forward(c->out, c->mean, c->rstd, c->x, c->w, c->b, c->N, c->C, 1e-6f);
     return t_dot(c->out, c->r, (size_t)c->N * c->C);
 }
-static void test_layernorm(void) {
-    const int N = 7, C = 13;
-    ln_ctx c = {FL("layernorm/x", NULL), FL("layernorm/w", NULL), FL("layernorm/b", NULL), zeros(N * C),
-                zeros(N), zeros(N), FL("layernorm/r", NULL), N, C};
+/* prefix "layernorm": a row of 13 (the scalar tail of vmath.h's 16 lanes only);
+ * "layernorm_wide": rows of 40 (two vectors and a tail) */
+static void test_layernorm(const char *prefix, int N, int C) {
+    char k[6][64], nm[128];
+    const char *names[6] = {"x", "w", "b", "r", "out", "dx"};
+    for (int i = 0; i < 6; i++) snprintf(k[i], sizeof k[i], "%s/%s", prefix, names[i]);
+    ln_ctx c = {FL(k[0], NULL), FL(k[1], NULL), FL(k[2], NULL), zeros((size_t)N * C), zeros(N), zeros(N),
+                FL(k[3], NULL), N, C};
     layernorm_forward(c.out, c.mean, c.rstd, c.x, c.w, c.b, N, C, 1e-6f);
-    close_t("layernorm out (eps 1e-6) vs torch", c.out, FL("layernorm/out", NULL), N * C);
-    float *dx = gbuf(N * C), *dw = gbuf(C), *db = gbuf(C);
+    snprintf(nm, sizeof nm, "%s out [%d,%d] (eps 1e-6) vs torch", prefix, N, C);
+    close_t(nm, c.out, FL(k[4], NULL), (size_t)N * C);
+    float *dx = gbuf((size_t)N * C), *dw = gbuf(C), *db = gbuf(C);
     layernorm_backward(dx, dw, db, c.r, c.x, c.w, c.mean, c.rstd, N, C);
-    strip(dx, N * C), strip(dw, C), strip(db, C);
-    close_t("layernorm dx vs torch", dx, FL("layernorm/dx", NULL), N * C);
-    close_t("layernorm dweight vs torch", dw, FL("layernorm/dw", NULL), C);
-    close_t("layernorm dbias vs torch", db, FL("layernorm/db", NULL), C);
-    fd("layernorm dx", ln_obj, &c, c.x, dx, N * C, 21);
-    fd("layernorm dweight", ln_obj, &c, c.w, dw, C, 22);
-    fd("layernorm dbias", ln_obj, &c, c.b, db, C, 23);
+    strip(dx, (size_t)N * C), strip(dw, C), strip(db, C);
+    char kw[64], kb[64];
+    snprintf(kw, sizeof kw, "%s/dw", prefix);
+    snprintf(kb, sizeof kb, "%s/db", prefix);
+    snprintf(nm, sizeof nm, "%s dx vs torch", prefix);
+    close_t(nm, dx, FL(k[5], NULL), (size_t)N * C);
+    snprintf(nm, sizeof nm, "%s dweight vs torch", prefix);
+    close_t(nm, dw, FL(kw, NULL), C);
+    snprintf(nm, sizeof nm, "%s dbias vs torch", prefix);
+    close_t(nm, db, FL(kb, NULL), C);
+    snprintf(nm, sizeof nm, "%s dx", prefix);
+    fd(nm, ln_obj, &c, c.x, dx, (size_t)N * C, 21);
+    snprintf(nm, sizeof nm, "%s dweight", prefix);
+    fd(nm, ln_obj, &c, c.w, dw, C, 22);
+    snprintf(nm, sizeof nm, "%s dbias", prefix);
+    fd(nm, ln_obj, &c, c.b, db, C, 23);
     release();
 }
 
@@ -483,34 +497,47 @@ static double mse_obj(void *p) {
     loss_ctx *c = p;
     return c->scale * mse_forward(c->logits, c->target, (size_t)c->N);
 }
-static void test_losses(void) {
-    const int N = 7, V = 11;
-    int *targets = I32("ce/targets", NULL);
+/* prefix "ce": rows of V = 11 (the scalar tail of vmath.h's lanes only); "ce_wide": V = 40 */
+static void test_ce(const char *prefix, int N, int V) {
+    char key[64], nm[160];
+    snprintf(key, sizeof key, "%s/targets", prefix);
+    int *targets = I32(key, NULL);
+    snprintf(key, sizeof key, "%s/logits", prefix);
+    float *logits = FL(key, NULL);
+    snprintf(key, sizeof key, "%s/scale", prefix);
+    const float scale = (float)fx_scalar(FX, key);
     float *probs = zeros((size_t)N * V);
     const char *tags[2] = {"eps0", "eps01"};
     const float epss[2] = {0.0f, 0.1f};
     for (int k = 0; k < 2; k++) {
-        loss_ctx c = {FL("ce/logits", NULL), NULL, targets, N, V, epss[k], (float)fx_scalar(FX, "ce/scale")};
-        char key[64], nm[128];
+        loss_ctx c = {logits, NULL, targets, N, V, epss[k], scale};
         double loss = crossentropy_forward(probs, c.logits, targets, N, V, c.eps);
-        snprintf(key, sizeof key, "ce/loss_%s", tags[k]);
+        snprintf(key, sizeof key, "%s/loss_%s", prefix, tags[k]);
         double want = fx_scalar(FX, key);
         t_ok(fabs(loss - want) <= 1e-6 * fabs(want),
-             "cross-entropy sum, label smoothing %.1f, one ignored row: %.9g vs torch %.9g (rtol 1e-6)",
+             "%s sum [%d,%d], label smoothing %.1f, one ignored row: %.9g vs torch %.9g (rtol 1e-6)", prefix, N, V,
              (double)c.eps, loss, want);
-        close_t("cross-entropy cached probs vs torch softmax", probs, FL("ce/probs", NULL), (size_t)N * V);
+        snprintf(key, sizeof key, "%s/probs", prefix);
+        snprintf(nm, sizeof nm, "%s cached probs vs torch softmax", prefix);
+        close_t(nm, probs, FL(key, NULL), (size_t)N * V);
         float *dl = gbuf((size_t)N * V);
         crossentropy_backward(dl, probs, targets, N, V, c.eps, c.scale);
         strip(dl, (size_t)N * V);
-        snprintf(key, sizeof key, "ce/dlogits_%s", tags[k]);
-        snprintf(nm, sizeof nm, "cross-entropy dlogits (eps %.1f, scale 1/6) vs torch", (double)c.eps);
+        snprintf(key, sizeof key, "%s/dlogits_%s", prefix, tags[k]);
+        snprintf(nm, sizeof nm, "%s dlogits (eps %.1f, scale %.3g) vs torch", prefix, (double)c.eps, (double)scale);
         close_t(nm, dl, FL(key, NULL), (size_t)N * V);
-        snprintf(nm, sizeof nm, "cross-entropy dlogits (eps %.1f)", (double)c.eps);
+        snprintf(nm, sizeof nm, "%s dlogits (eps %.1f)", prefix, (double)c.eps);
         fd(nm, ce_obj, &c, c.logits, dl, (size_t)N * V, 90 + (uint64_t)k);
     }
-    float *logits = FL("ce/logits", NULL);
-    int want_correct = (int)fx_scalar(FX, "ce/correct"), got = argmax_correct(logits, targets, N, V);
-    t_ok(got == want_correct && want_correct >= 2, "argmax_correct = %d, torch argmax count %d", got, want_correct);
+    snprintf(key, sizeof key, "%s/correct", prefix);
+    int want_correct = (int)fx_scalar(FX, key), got = argmax_correct(logits, targets, N, V);
+    t_ok(got == want_correct && want_correct >= 2, "%s argmax_correct = %d, torch argmax count %d", prefix, got,
+         want_correct);
+}
+
+static void test_losses(void) {
+    test_ce("ce", 7, 11);
+    test_ce("ce_wide", 6, 40);
 
     size_t n;
     loss_ctx m = {FL("mse/pred", &n), FL("mse/target", NULL), NULL, 0, 0, 0, (float)fx_scalar(FX, "mse/scale")};
@@ -596,7 +623,8 @@ static void test_gumbel(void) {
 int main(void) {
     FX = fx_open("nn.h5");
     test_linear();
-    test_layernorm();
+    test_layernorm("layernorm", 7, 13);
+    test_layernorm("layernorm_wide", 5, 40);
     test_activations();
     test_attention();
     test_relpos();
