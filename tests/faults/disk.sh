@@ -91,10 +91,21 @@ mkdir -p "$W"
 timeout 120 $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$W" --set train.ckpt_every=20 >"$T/c.out" 2>"$T/c.err" &
 mp=$!
 wait_lines "$W/metrics.jsonl" 30 120 # checkpoint 20 written
+# Both ranks are paused around the mount: a file the run opens on the new bind mount before
+# it is remounted read-only (a checkpoint being started) makes the remount fail with EBUSY,
+# and the run would go on writing (a step takes milliseconds here). Files opened before the
+# bind stay on the old, writable mount.
+r0=$(rank_pid $mp 0)
+r1=$(rank_pid $mp 1)
+kill -STOP $r0 $r1
 mount --bind "$W" "$W" && MOUNTS+=("$W") && mount -o remount,ro,bind "$W"
+ro=0
+touch "$W/probe" 2>/dev/null && rm -f "$W/probe" || ro=1
 at=$(wc -l <"$W/metrics.jsonl")
 declare -A sums
 for f in "$W"/ckpt-*.h5; do sums[$f]=$(sha "$f"); done
+kill -CONT $r0 $r1
+check "$W: a read-only bind mount over the run directory while the ranks were paused (touch fails)" [ $ro = 1 ]
 wait $mp
 rc=$?
 echo "# made read-only after step $at; checkpoints then: ${!sums[*]}"
