@@ -25,14 +25,7 @@ source "$HERE/../faults/lib.sh"
 source "$HERE/slurm_env.sh"
 export BEIT
 
-C=$(mktemp -d /tmp/beit_slurm.XXXXXX)
-cleanup() {
-    slurm_down "$C" || true
-    if [ -n "${SLURM_KEEP:-}" ]; then echo "# SLURM_KEEP: cluster directory kept: $C"; else rm -rf "$C"; fi
-    rm -rf "$T"
-}
-trap cleanup EXIT
-chmod 755 "$T"
+slurm_scratch
 
 # submit a batch script from the repository root (as jobs/slurm/*.sbatch ask); job id in $jid
 submit() {

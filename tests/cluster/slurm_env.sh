@@ -12,6 +12,8 @@
 #   slurm_job_state JOBID              the job's JobState (PENDING, RUNNING, COMPLETED, ...)
 #   slurm_wait_state JOBID STATE SECS  wait until the job is in STATE; non-zero on timeout
 #   slurm_wait_file FILE SECS          wait until FILE exists and is not empty
+#   slurm_scratch     for a test script: C = a fresh cluster DIR, stopped and removed (and $T
+#                     too) by an EXIT trap
 #
 # Everything (config, state, spool, logs, PID files, munge key and socket) lives under DIR, the
 # daemons listen on two free TCP ports chosen per run and run in the foreground (-D/-F) as
@@ -306,6 +308,20 @@ slurm_down() {
         ok=1
     fi
     return $ok
+}
+
+# slurm_scratch (for the test scripts, after tap.sh has made $T): C = a new cluster directory;
+# on exit the cluster is stopped, C removed (kept with SLURM_KEEP set) and $T removed. $T is
+# made world-readable: job scripts run as root, but the directory should look like a shared one.
+slurm_scratch() {
+    C=$(mktemp -d /tmp/beit_slurm.XXXXXX)
+    trap _slurm_scratch_cleanup EXIT
+    chmod 755 "$T"
+}
+_slurm_scratch_cleanup() {
+    slurm_down "$C" || true
+    if [ -n "${SLURM_KEEP:-}" ]; then echo "# SLURM_KEEP: cluster directory kept: $C"; else rm -rf "$C"; fi
+    rm -rf "$T"
 }
 
 slurm_job_state() {

@@ -20,14 +20,7 @@ any_alive() {
     return 1
 }
 
-C=$(mktemp -d /tmp/beit_slurm.XXXXXX)
-cleanup() {
-    slurm_down "$C" || true
-    if [ -n "${SLURM_KEEP:-}" ]; then echo "# SLURM_KEEP: cluster directory kept: $C"; else rm -rf "$C"; fi
-    rm -rf "$T"
-}
-trap cleanup EXIT
-chmod 755 "$T" # job scripts run as root, but keep the directory readable like a shared one
+slurm_scratch
 
 # ---- start ----------------------------------------------------------------------------------------
 t0=$SECONDS

@@ -9,6 +9,7 @@
 #   mpirun_pid PID          mpirun's PID: PID itself, or its child (PID = `timeout ... mpirun`)
 #   elapsed_since T0        seconds since T0 (an $EPOCHREALTIME value); below X Y: X < Y
 #   wait_lines FILE N SECS  wait until FILE has at least N lines
+#   run_reference           small.yaml uninterrupted on 2 ranks into $T/ref (300 steps), checked
 #   ckpts_complete DIR      every ckpt-*.h5 in DIR has complete = 1 and its step in its name
 #                           (prints them); false if one is not, or there is none
 #   ckpt_step FILE          the checkpoint's step attribute
@@ -65,6 +66,11 @@ rank_pid() {
 # seconds since $1 (an $EPOCHREALTIME), and whether that is below $2
 elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }'; }
 below() { awk -v x="$1" -v y="$2" 'BEGIN { exit !(x < y) }'; }
+
+run_reference() {
+    run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$T/ref"
+    check "reference: 300 steps on 2 ranks, uninterrupted" bash -c "[ $rc = 0 ] && [ -f '$T/ref/ckpt-00000300.h5' ]"
+}
 
 wait_lines() {
     local end=$((SECONDS + $3))

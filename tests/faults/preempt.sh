@@ -16,9 +16,7 @@ SRC=$2
 . "$SRC/tests/faults/lib.sh"
 write_jobs "$T"
 
-# the uninterrupted reference: 300 steps
-run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$T/ref"
-check "reference: 300 steps on 2 ranks, uninterrupted" bash -c "[ $rc = 0 ] && [ -f '$T/ref/ckpt-00000300.h5' ]"
+run_reference
 
 # ---- USR1 to one rank ----
 timeout 120 $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$T/a" >"$T/a.out" 2>"$T/a.err" &
