@@ -255,13 +255,14 @@ static size_t conv_scratch(const dvae_conv *c, int max_batch) {
     return conv2d_scratch_size((int)nb, c->cin, c->side, c->side, c->cout, c->k, 1, pad);
 }
 
-/* The scratch serves every conv: 3x3 convs get their planned images per sgemm
- * (DVAE_CONV_COLS); 1x1 convs (idconv, encoder.out, decoder.stem) need none for one image
- * and batch as many images as the buffer happens to hold (conv2d picks nb by size). */
+/* The scratch serves every conv2d call: 3x3 convs get their planned images per sgemm
+ * (DVAE_CONV_COLS); the 1x1 idconvs need none for one image and batch as many images as the
+ * buffer happens to hold (conv2d picks nb by size). encoder.out and decoder.stem are not
+ * conv2d calls: one sgemm on the token rows each (enc_out_forward, dec_stem_forward). */
 static size_t scratch_floats(const dvae_model *m, int max_batch) {
     size_t mx = 0;
-    const dvae_conv *top[4] = {&m->enc_stem, &m->enc_out, &m->dec_stem, &m->dec_out};
-    for (int k = 0; k < 4; k++) {
+    const dvae_conv *top[2] = {&m->enc_stem, &m->dec_out};
+    for (int k = 0; k < 2; k++) {
         size_t s = conv_scratch(top[k], max_batch);
         if (s > mx) mx = s;
     }

@@ -1,7 +1,6 @@
 /* activations.c: elementwise GELU (erf form) and ReLU on n floats; row softmax on [N,L]. */
 #include "beit/nn.h"
 #include "beit/prof.h"
-
 #include "beit/vmath.h"
 
 #include <math.h>

@@ -2,7 +2,6 @@
  *   inp[N,C], weight[C], bias[C] -> out[N,C]; cache mean[N], rstd[N] */
 #include "beit/nn.h"
 #include "beit/prof.h"
-
 #include "beit/vmath.h"
 
 #include <math.h>

@@ -3,7 +3,6 @@
  * e.g. by 1 / (global number of masked tokens across ranks). */
 #include "beit/nn.h"
 #include "beit/prof.h"
-
 #include "beit/vmath.h"
 
 #include <math.h>
