@@ -1,6 +1,7 @@
 #include "harness.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/rng.h"
 
 #include <hdf5.h>
 #include <math.h>

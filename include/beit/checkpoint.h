@@ -30,7 +30,7 @@
 #ifndef BEIT_CHECKPOINT_H
 #define BEIT_CHECKPOINT_H
 
-#include "beit/dist.h"
+#include "beit/comm.h"
 #include "beit/params.h"
 
 #include <stdint.h>

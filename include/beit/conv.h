@@ -20,7 +20,7 @@
 #ifndef BEIT_CONV_H
 #define BEIT_CONV_H
 
-#include "beit/core.h"
+#include "beit/error.h"
 
 #include <stddef.h>
 

@@ -12,9 +12,10 @@
 #ifndef BEIT_FINETUNE_H
 #define BEIT_FINETUNE_H
 
+#include "beit/augment.h"
 #include "beit/clshead.h"
 #include "beit/config.h"
-#include "beit/dist.h"
+#include "beit/comm.h"
 #include "beit/segdec.h"
 #include "beit/tokens.h"
 #include "beit/train.h"

@@ -25,7 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/rng.h"
 
 typedef struct {
     int H, W;          /* patch grid (height, width) */

@@ -15,7 +15,7 @@
 #ifndef BEIT_NN_H
 #define BEIT_NN_H
 
-#include "beit/core.h"
+#include "beit/rng.h"
 
 #include <stddef.h>
 

@@ -23,7 +23,7 @@
  *              buckets (also from inside backward, with dist.overlap), parameter all-gather
  *
  * The switch is process-wide (beit_prof_ops below, the only other process-wide value besides
- * the rank info of core.h): the nn ops take no context argument, and threading one through
+ * the rank info of log.h): the nn ops take no context argument, and threading one through
  * every op signature and call site (and the tests) for an opt-in diagnostic is not worth it.
  * It is set once, before the work, by prof_record_steps(); with it off each instrumented op
  * pays one predictable branch on a global int and nothing else. Not thread-safe: the ops are

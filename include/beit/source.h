@@ -6,7 +6,8 @@
 #define BEIT_SOURCE_H
 
 #include "beit/config.h"
-#include "beit/dist.h"
+#include "beit/comm.h"
+#include "beit/reader.h"
 #include "beit/store.h"
 
 #include <stdint.h>

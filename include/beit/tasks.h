@@ -4,7 +4,7 @@
 #define BEIT_TASKS_H
 
 #include "beit/config.h"
-#include "beit/dist.h"
+#include "beit/comm.h"
 #include "beit/dvae.h"
 #include "beit/masking.h"
 #include "beit/train.h"

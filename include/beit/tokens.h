@@ -1,5 +1,5 @@
-/* tokens.h: the token store (visual tokens precomputed by `beit tokenize`) and the random
- * resized crop shared by tokenization and pre-training.
+/* tokens.h: the token store (visual tokens precomputed by `beit tokenize`). The random
+ * resized crop of its views is augment.h.
  *
  * Layout (format "beit-tokens", format_version 1), one file for all splits:
  *   /<split>/tokens  uint16 [N, K, h, w]   K views per image; view 0 = the image as stored
@@ -20,30 +20,14 @@
 #ifndef BEIT_TOKENS_H
 #define BEIT_TOKENS_H
 
-#include "beit/core.h"
+#include "beit/augment.h"
+#include "beit/error.h"
 
 #include <mpi.h>
 #include <stdint.h>
 
 #define TOKENS_FORMAT "beit-tokens"
 #define TOKENS_FORMAT_VERSION 1
-
-typedef struct {
-    float y0, x0, h, w; /* crop box in source pixels */
-    int flip;           /* horizontal flip after the crop */
-} crop_box;
-
-/* torchvision RandomResizedCrop.get_params on an H x W image: up to 10 attempts of
- * area = uniform(scale) * H*W, log-uniform aspect in ratio, w = round(sqrt(area*aspect)),
- * h = round(sqrt(area/aspect)), accepted when 0 < w <= W and 0 < h <= H, position uniform;
- * else the central crop clamped to the ratio range. Then flip with probability 1/2 when
- * `flip` is set. Draws from r only. */
-void crop_sample(crop_box *b, int H, int W, double scale_min, double scale_max, double ratio_min, double ratio_max,
-                 int flip, rng_t *r);
-/* The whole image, no flip. */
-crop_box crop_identity(int H, int W);
-/* Resample crop b of src [H,W,C] uint8 to dst [C,S,S] float in [0,1] (bilinear, flip applied). */
-void crop_apply(float *dst, const uint8_t *src, int H, int W, int C, const crop_box *b, int S);
 
 typedef struct token_store token_store;
 /* Open read-only (comm == MPI_COMM_NULL: serial). Validates the format; problems end the job

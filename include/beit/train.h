@@ -9,7 +9,7 @@
  * scales its gradients by 1/global_count and the summed gradient is the gradient of the
  * global mean, whatever the number of ranks.
  *
- * Gradient reduction (dist.h): fixed rank-order sums, bucketed (dist.bucket_mb). With
+ * Gradient reduction (comm.h): fixed rank-order sums, bucketed (dist.bucket_mb). With
  * dist.overlap the loop sets pt->grad_ready for the step (params.h) and posts each bucket
  * from inside the LAST backward pass, as the model reports its gradients final. It expects
  * ceil(n_local / train.micro_batch) backward passes per step on a rank with n_local =
@@ -25,7 +25,7 @@
  * complete one; a checkpoint of R ranks resumes on any rank count (the optimizer state is
  * re-sharded; with the same rank count the run continues bit for bit).
  *
- * Preemption: while train_run runs, SIGUSR1 and SIGTERM only set a flag (core.h,
+ * Preemption: while train_run runs, SIGUSR1 and SIGTERM only set a flag (fsutil.h,
  * beit_stop_signals_install; the handlers are installed on entry and restored on return). After
  * each step's optimizer update the ranks combine their flags with one MPI_Allreduce (MAX of the
  * signal number, 4 bytes), so a signal that reached only some ranks (or only mpirun, which
@@ -40,7 +40,7 @@
 #define BEIT_TRAIN_H
 
 #include "beit/config.h"
-#include "beit/dist.h"
+#include "beit/comm.h"
 #include "beit/optim.h"
 #include "beit/params.h"
 

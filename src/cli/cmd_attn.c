@@ -2,10 +2,12 @@
  * patch (its row of the chosen block's attention probabilities, over the patch tokens), mean
  * over heads or one head, reshaped to the patch grid, upsampled and laid over the image.
  * Works on pre-training and fine-tuning checkpoints. Runs on rank 0 only (one forward). */
+#include "beit/augment.h"
 #include "beit/checkpoint.h"
-#include "beit/core.h"
+#include "beit/error.h"
 #include "beit/finetune.h"
 #include "beit/image.h"
+#include "beit/log.h"
 #include "beit/source.h"
 #include "beit/store.h"
 #include "beit/tasks.h"

@@ -20,8 +20,10 @@
  * per-step numbers, per rank where they differ, and the OpenBLAS build and environment
  * (OPENBLAS_NUM_THREADS, OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE as set, or null). tools/bench
  * turns them into medians and the table. */
-#include "beit/core.h"
-#include "beit/dist.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/rng.h"
+#include "beit/comm.h"
 #include "beit/dvae.h"
 #include "beit/prof.h"
 #include "beit/source.h"

@@ -2,7 +2,8 @@
  * rules), then the files the job names: that they open, and that their shapes agree with the
  * model. Exits 0 only when the job would start. */
 #include "beit/config.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
 #include "beit/store.h"
 #include "commands.h"
 #include "runopts.h"

@@ -1,7 +1,7 @@
 /* beit config: the job-file reference (every key, type, default, range, meaning), and the
  * resolved form of a job file. */
 #include "beit/config.h"
-#include "beit/core.h"
+#include "beit/log.h"
 #include "commands.h"
 #include "runopts.h"
 

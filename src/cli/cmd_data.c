@@ -7,9 +7,12 @@
  *
  * Imports are single-process jobs: under mpirun, rank 0 works and the others wait. */
 #include "commands.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/idx.h"
 #include "beit/image.h"
+#include "beit/log.h"
 #include "beit/mosaic.h"
+#include "beit/rng.h"
 #include "beit/store.h"
 
 #include <ctype.h>

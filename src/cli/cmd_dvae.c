@@ -1,5 +1,6 @@
 /* beit dvae train: train the visual tokenizer (BEiT stage 1). */
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
 #include "beit/tasks.h"
 #include "commands.h"
 #include "runopts.h"

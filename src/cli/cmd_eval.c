@@ -2,7 +2,9 @@
  * JSON line on stdout (rank 0); everything else goes to stderr/log lines. MPI-parallel: ranks
  * split the split and sum the counts, so any number of ranks gives the same line. */
 #include "beit/checkpoint.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/fsutil.h"
 #include "beit/finetune.h"
 #include "commands.h"
 #include "runopts.h"

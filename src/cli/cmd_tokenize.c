@@ -7,10 +7,15 @@
  *   rng_stream(seed, RNG_VIEW, i, v)) -> dvae_encode -> tokens [L, K, h, h] uint16, crops
  *   [L, K, 5] -> one collective write per dataset and step (a rank with 0 rows takes part with
  *   an empty selection). */
+#include "beit/augment.h"
 #include "beit/checkpoint.h"
-#include "beit/core.h"
-#include "beit/dist.h"
+#include "beit/comm.h"
 #include "beit/dvae.h"
+#include "beit/error.h"
+#include "beit/fsutil.h"
+#include "beit/log.h"
+#include "beit/reader.h"
+#include "beit/rng.h"
 #include "beit/store.h"
 #include "beit/tasks.h"
 #include "beit/tokens.h"

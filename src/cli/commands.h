@@ -1,5 +1,5 @@
 /* One function per subcommand: parse its flags, load the config, call the library, return an
- * exit code (include/beit/core.h). main() has initialised MPI and the rank info. */
+ * exit code (include/beit/error.h). main() has initialised MPI and the rank info. */
 #ifndef BEIT_CLI_COMMANDS_H
 #define BEIT_CLI_COMMANDS_H
 

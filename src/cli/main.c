@@ -1,5 +1,6 @@
 /* beit: git-style dispatcher. Every subcommand has --help. */
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
 #include "commands.h"
 
 #include <hdf5.h>

@@ -1,6 +1,7 @@
 #include "runopts.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /* Checked allocation: an out-of-memory is reported where it happened, with the size. */
-#include "beit/core.h"
+#include "beit/error.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -1,5 +1,7 @@
 /* Loud failure and checked library calls. */
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/fsutil.h"
 
 #include <hdf5.h>
 #include <mpi.h>

@@ -1,6 +1,7 @@
 /* Files: atomic commit (write to a temporary name, fsync, rename) and mkdir -p. */
 #define _POSIX_C_SOURCE 200809L
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

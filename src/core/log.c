@@ -1,5 +1,5 @@
 /* Logging: rank 0 speaks for the job; beit_log_all for per-rank facts. */
-#include "beit/core.h"
+#include "beit/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * to the innermost open region's category, so nested regions are not counted twice. */
 #include "beit/prof.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* Philox4x32-10 counter-based RNG (Salmon, Moraes, Dror, Shaw: "Parallel random numbers:
  * as easy as 1, 2, 3", SC'11). A draw depends only on (key, counter), which is why a
  * sample's mask or noise is the same on any number of ranks or threads. */
-#include "beit/core.h"
+#include "beit/rng.h"
 
 #include <math.h>
 

@@ -1,5 +1,5 @@
 /* SHA-256 (FIPS 180-4): identifies checkpoints in token stores and eval output. */
-#include "beit/core.h"
+#include "beit/fsutil.h"
 
 #include <stdio.h>
 #include <string.h>

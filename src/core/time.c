@@ -1,5 +1,5 @@
 #define _POSIX_C_SOURCE 200809L
-#include "beit/core.h"
+#include "beit/log.h"
 
 #include <time.h>
 

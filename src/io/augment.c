@@ -6,8 +6,10 @@
  *   crop_apply:  src [H,W,C] uint8 -> dst [C,S,S] float in [0,1]: the box resampled with
  *                image_resample (PIL-style antialiased bilinear), rounded to bytes like the
  *                PIL pipeline (resized_crop, then ToTensor), flipped when asked */
+#include "beit/error.h"
 #include "beit/image.h"
-#include "beit/tokens.h"
+#include "beit/rng.h"
+#include "beit/augment.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,7 +1,9 @@
 /* Checkpoints in HDF5 (layout in include/beit/checkpoint.h). */
 #include "beit/checkpoint.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/fsutil.h"
 #include "beit/h5attr.h"
 
 #include <dirent.h>

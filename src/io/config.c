@@ -10,7 +10,7 @@
  */
 #include "beit/config.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* HDF5 attribute helpers (include/beit/h5attr.h). */
 #include "beit/h5attr.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
 
 #include <math.h>
 #include <stdlib.h>

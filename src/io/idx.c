@@ -2,8 +2,8 @@
  * a truncated or corrupted .gz must never turn into a silently short or garbled dataset.
  *   images: u32be magic 0x00000803, u32be count, u32be rows, u32be cols, count*rows*cols bytes
  *   labels: u32be magic 0x00000801, u32be count, count bytes */
-#include "beit/core.h"
-#include "beit/store.h"
+#include "beit/error.h"
+#include "beit/idx.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* PNG (libpng simplified API) and JPEG (libjpeg) decoding to 8-bit gray or RGB, and
  * antialiased bilinear resampling. Pixel layout: include/beit/image.h. */
 #include "beit/image.h"
-#include "beit/core.h"
+#include "beit/error.h"
 
 #include <errno.h>
 #include <math.h>

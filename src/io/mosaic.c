@@ -3,7 +3,8 @@
  * datasets/mosaic.md. */
 #include "beit/mosaic.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/rng.h"
 #include "beit/image.h"
 #include "beit/store.h"
 

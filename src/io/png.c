@@ -1,6 +1,6 @@
 /* PNG output (libpng simplified API), written atomically, and the tile-grid compositor used
  * for reconstruction grids and attention maps. */
-#include "beit/core.h"
+#include "beit/fsutil.h"
 #include "beit/image.h"
 
 #include <errno.h>

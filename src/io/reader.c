@@ -1,8 +1,9 @@
 /* Distributed batch reader. The rules (permutation, step -> samples, rank slices) are in
  * include/beit/store.h; the point is that a step's samples depend on (seed, epoch, step, G)
  * only, never on the number of ranks, so runs on different rank counts see the same batches. */
-#include "beit/core.h"
-#include "beit/store.h"
+#include "beit/error.h"
+#include "beit/rng.h"
+#include "beit/reader.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,8 @@
-#include "beit/source.h"
-
-#include "beit/core.h"
+#include "beit/error.h"
 #include "beit/image.h"
+#include "beit/reader.h"
+#include "beit/rng.h"
+#include "beit/source.h"
 
 #include <stdlib.h>
 #include <string.h>

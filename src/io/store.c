@@ -3,7 +3,9 @@
 #include "beit/store.h"
 
 #include "beit/h5attr.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/fsutil.h"
 
 #include <errno.h>
 #include <math.h>

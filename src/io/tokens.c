@@ -8,9 +8,12 @@
  *                    image_height/width/channels, tokenizer_sha256, dataset_uuid,
  *                    dataset_path, config, created_by */
 #define _POSIX_C_SOURCE 200809L
-#include "beit/tokens.h"
-
+#include "beit/augment.h"
+#include "beit/error.h"
+#include "beit/fsutil.h"
 #include "beit/h5attr.h"
+#include "beit/log.h"
+#include "beit/tokens.h"
 
 #include <dirent.h>
 #include <errno.h>

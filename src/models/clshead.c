@@ -2,7 +2,8 @@
  * Shapes: B images, T tokens (row 0 = CLS), D channels, NC classes. */
 #include "beit/clshead.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/rng.h"
 #include "beit/nn.h"
 
 #include <stdlib.h>

@@ -16,7 +16,8 @@
 #include "beit/dvae.h"
 
 #include "beit/conv.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/rng.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
 #include "beit/vmath.h"

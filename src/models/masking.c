@@ -1,7 +1,9 @@
 /* Masking generators for masked image modeling: unilm's blockwise MaskingGenerator
  * (transcribed line by line, in doubles) and uniform random masking.
  * mask: uint8 [H*W], row-major (y * W + x), 1 = masked. */
+#include "beit/error.h"
 #include "beit/masking.h"
+#include "beit/rng.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -6,6 +6,8 @@
  * NC classes, output map S x Sw = gh*P x gw*P, HW = S*Sw. Token-major buffers are [B,Np,C],
  * image buffers NCHW [B,C,H,W]. Per-tap slabs: tap i's slice starts at i * (max_batch * size).
  */
+#include "beit/error.h"
+#include "beit/rng.h"
 #include "beit/segdec.h"
 
 #include "beit/conv.h"

@@ -5,6 +5,8 @@
  * Shapes: B images, Np = gh*gw patches, T = Np + 1 tokens, D channels, H = mlp_hidden,
  * NH heads of hd = D/NH, K = C*P*P values per patch, N = B*T rows. Per-block activations
  * live in [L][max_batch, ...] slabs, so block l's slice starts at l * (max_batch * size). */
+#include "beit/error.h"
+#include "beit/rng.h"
 #include "beit/vit.h"
 
 #include "beit/nn.h"

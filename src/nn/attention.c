@@ -6,6 +6,7 @@
  *
  * Every (b,h) product is one cblas_sgemm reading q, k, v in place from qkv with leading
  * dimension 3C (and writing out / dqkv in place with ld C / 3C): no packing copies. */
+#include "beit/error.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
 

@@ -11,6 +11,7 @@
  * whole chunk of the batch is one sgemm.
  */
 #include "beit/conv.h"
+#include "beit/error.h"
 #include "beit/prof.h"
 
 #include <cblas.h>

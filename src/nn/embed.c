@@ -1,5 +1,6 @@
 /* embed.c: patch embedding (im2col for a stride-P conv), pixel targets, token mean pooling,
  * row gather/scatter. */
+#include "beit/error.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
 

@@ -1,6 +1,7 @@
 /* gumbel.c: Gumbel-softmax relaxation for the dVAE tokenizer.
  *   y[N,V] = softmax((logits + g) / tau) over the last dim, g = Gumbel(0,1) noise */
 #include "beit/nn.h"
+#include "beit/rng.h"
 #include "beit/vmath.h"
 
 #include <math.h>

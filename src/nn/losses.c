@@ -1,6 +1,7 @@
 /* losses.c: cross-entropy with label smoothing over rows of logits[N,V], argmax accuracy,
  * mean-squared-error sums. Forward losses are SUMS (double); the caller scales the gradient,
  * e.g. by 1 / (global number of masked tokens across ranks). */
+#include "beit/error.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
 #include "beit/vmath.h"

@@ -2,6 +2,7 @@
  *   inp[B,C,H,W] -> out[B,C,Ho,Wo], argmax[B,C,Ho,Wo] (int32 index y*W + x within the plane),
  *   Ho = (H - k) / s + 1, Wo = (W - k) / s + 1 */
 #include "beit/conv.h"
+#include "beit/error.h"
 
 #include <math.h>
 

@@ -1,7 +1,9 @@
 /* residual.c: residual add with LayerScale (gamma) and per-sample drop path.
  *   out[B,T,C] = x + s[b] * gamma[c] * y;  gamma[C] (NULL = 1), s[B] (NULL = 1) */
+#include "beit/error.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
+#include "beit/rng.h"
 
 void residual_forward(float *out, const float *x, const float *y, const float *gamma, const float *s,
                       int B, int T, int C) {

@@ -3,6 +3,7 @@
  *   nearest:  inp[B,C,H,W] -> out[B,C,H*f,W*f]
  *   bilinear: inp[B,C,H,W] -> out[B,C,Ho,Wo] */
 #include "beit/conv.h"
+#include "beit/error.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* The training loop (see include/beit/train.h).
  *
- * Gradient reduction: a dist_reducer (dist.h) sums the flat gradient buffer in a fixed
+ * Gradient reduction: a dist_reducer (comm.h) sums the flat gradient buffer in a fixed
  * order, bucket by bucket. With dist.overlap (and more than one rank) the buckets are posted
  * from inside the LAST backward pass of the step, as the model reports its gradients final
  * (params_grad_ready, params.h), and progressed between layers; otherwise all at once after
@@ -9,7 +9,7 @@
  * those parameters, and the parameters are then all-gathered: again the same bits as the
  * replicated optimizer.
  *
- * Preemption: SIGUSR1 and SIGTERM only set a flag (beit_stop_signals_install, core.h) while
+ * Preemption: SIGUSR1 and SIGTERM only set a flag (beit_stop_signals_install, fsutil.h) while
  * train_run runs. Once per step, after the optimizer, the ranks OR their flags with one
  * all-reduce, so a signal that reached only some ranks stops all of them after the same step;
  * they log that step, write a checkpoint and end with BEIT_EXIT_PREEMPTED. More signals during
@@ -17,7 +17,9 @@
 #include "beit/train.h"
 
 #include "beit/checkpoint.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/fsutil.h"
 #include "beit/prof.h"
 
 #include <errno.h>

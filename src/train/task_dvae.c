@@ -1,7 +1,9 @@
 /* The dVAE tokenizer task: Gumbel-softmax relaxation with an annealed temperature, recon loss
  * (MSE or logit-Laplace) + KL to the uniform prior; evaluation with hard argmax tokens. */
 #include "beit/checkpoint.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/rng.h"
 #include "beit/image.h"
 #include "beit/nn.h"
 #include "beit/source.h"

@@ -4,12 +4,14 @@
  * Data parallel through the shared training loop; every random choice of a sample (crop,
  * flip, drop path) is keyed by (seed, epoch or step, sample index), so runs do not depend on
  * the number of ranks. Model and loading rules: include/beit/finetune.h. */
-#include "beit/finetune.h"
-
+#include "beit/augment.h"
 #include "beit/checkpoint.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/finetune.h"
 #include "beit/image.h"
+#include "beit/log.h"
 #include "beit/nn.h"
+#include "beit/rng.h"
 #include "beit/source.h"
 #include "beit/store.h"
 #include "beit/tasks.h"

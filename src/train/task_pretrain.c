@@ -3,11 +3,14 @@
  * masked positions, normalised by the masked count of the GLOBAL batch. Every random choice
  * of a sample (view, mask, drop path) is keyed by (seed, epoch or step, sample index), so the
  * run does not depend on the number of ranks. */
+#include "beit/augment.h"
 #include "beit/checkpoint.h"
-#include "beit/core.h"
 #include "beit/dvae.h"
+#include "beit/error.h"
+#include "beit/log.h"
 #include "beit/masking.h"
 #include "beit/nn.h"
+#include "beit/rng.h"
 #include "beit/source.h"
 #include "beit/tasks.h"
 #include "beit/tokens.h"

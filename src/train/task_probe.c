@@ -7,11 +7,14 @@
  * slice of each split and a sum over ranks assembles the whole [N, D] matrix on every rank.
  * The classifiers are then trained redundantly and identically on every rank (small: N x D x
  * classes), so the result does not depend on the number of ranks. */
+#include "beit/augment.h"
+#include "beit/error.h"
 #include "beit/finetune.h"
-
-#include "beit/core.h"
+#include "beit/fsutil.h"
+#include "beit/log.h"
 #include "beit/nn.h"
 #include "beit/optim.h"
+#include "beit/rng.h"
 #include "beit/source.h"
 
 #include <errno.h>

@@ -1,6 +1,8 @@
 /* core: Philox known answers (Random123's kat_vectors), stream independence, uniform
  * ranges, SHA-256 known answers, duration formatting. */
-#include "beit/core.h"
+#include "beit/log.h"
+#include "beit/rng.h"
+#include "beit/fsutil.h"
 #include "harness.h"
 
 #include <math.h>

@@ -13,7 +13,8 @@
  *   garbage:    mixed + cat/garbage.jpg (text)
  *   truncjpg:   mixed + cat/c.jpg (the first 60% of a JPEG)
  *   emptyclass: mixed + an empty folder "empty" */
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/fsutil.h"
 #include "beit/image.h"
 #include "synth.h"
 

@@ -58,7 +58,7 @@ a_path, b_path, c_path, fm_path, png_path = sys.argv[1:]
 def check(cond, what):
     print(("ok - " if cond else "not ok - ") + what)
 
-# independent Philox4x32-10 and rng_stream/rng_below, as documented in include/beit/core.h
+# independent Philox4x32-10 and rng_stream/rng_below, as documented in include/beit/rng.h
 M = 0xffffffff
 def philox(key, ctr):
     k0, k1 = key

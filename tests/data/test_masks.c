@@ -9,7 +9,9 @@
  *                               or the reader's exit code on bad data)
  *   test_masks errors DIR       writer misuse in forked children: exit 1 with the message
  * Expected values come from synth.h's formula, not from the writer. */
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/rng.h"
 #include "beit/store.h"
 #include "harness.h"
 #include "synth.h"

@@ -5,7 +5,10 @@
  *                                  script can compare the batches of different rank counts
  * The expected batches are computed on rank 0 by this file's own Fisher-Yates (the algorithm
  * documented in store.h), the images against the synthetic formula of synth.h. */
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/reader.h"
+#include "beit/rng.h"
 #include "beit/store.h"
 #include "harness.h"
 #include "synth.h"

@@ -3,7 +3,9 @@
  * validation errors (run in a forked child: exit code and message), image resampling against
  * hand-computed values, PNG write/decode round trip and the grid compositor.
  * Serial: no MPI_Init (store_open with MPI_COMM_NULL uses the sec2 driver). */
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/fsutil.h"
+#include "beit/idx.h"
 #include "beit/image.h"
 #include "beit/store.h"
 #include "harness.h"

@@ -1,4 +1,4 @@
-/* The fixed-order bucketed gradient reduction (dist.h) under mpirun -np 1, 2, 3: every rank
+/* The fixed-order bucketed gradient reduction (comm.h) under mpirun -np 1, 2, 3: every rank
  * builds every rank's gradient (values spanning 7 decades, so the summation order shows in the
  * bits), and checks, for several buffer sizes (below R, not divisible by 3, many buckets):
  *   - blocking all-reduce == the rank-order sum g_0 + g_1 + ... computed here, bit for bit;
@@ -9,8 +9,10 @@
  *   - ZeRO-1 AdamW on the owned ranges (compact state) == AdamW on the whole table.
  * Rank 0 prints TAP; each check is the conjunction over the ranks.
  *   test_reduce            (run by reduce_mpi.sh under mpirun) */
-#include "beit/core.h"
-#include "beit/dist.h"
+#include "beit/error.h"
+#include "beit/log.h"
+#include "beit/rng.h"
+#include "beit/comm.h"
 #include "beit/optim.h"
 #include "beit/params.h"
 #include "harness.h"

@@ -6,7 +6,7 @@
  * tests/io/configs/), the dotted key and what was expected. Expected values of a good load
  * are typed in from the files and the schema spec, not read back from the code. */
 #include "beit/config.h"
-#include "beit/core.h"
+#include "beit/error.h"
 #include "harness.h"
 
 #include <math.h>

@@ -4,7 +4,8 @@
  *   ckpt_export OUT_DIR beit|vit */
 #include "beit/checkpoint.h"
 #include "beit/config.h"
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/rng.h"
 #include "beit/masking.h"
 #include "beit/tasks.h"
 #include "beit/vit.h"

@@ -27,7 +27,7 @@
  */
 #include "harness.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
 #include "beit/dvae.h"
 #include "beit/params.h"
 

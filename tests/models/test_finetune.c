@@ -16,6 +16,7 @@
  *     a per-block relative table and patch_embed: rtol 1e-2, 3 directions.
  * (c) top-k counting on a hand-made logits matrix.
  */
+#include "beit/error.h"
 #include "beit/finetune.h"
 
 #include "beit/nn.h"

@@ -12,7 +12,7 @@
  *  8. mask_positions */
 #include "harness.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
 #include "beit/masking.h"
 
 #include <hdf5.h>

@@ -35,7 +35,7 @@
  */
 #include "beit/segdec.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
 #include "harness.h"
 
 #include <math.h>

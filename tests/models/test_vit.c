@@ -20,6 +20,7 @@
  * (c) Table order (hand-listed, header's documented order) and init statistics against the
  *     closed-form truncated-normal moments.
  */
+#include "beit/error.h"
 #include "beit/vit.h"
 
 #include "beit/nn.h"

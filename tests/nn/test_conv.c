@@ -12,6 +12,7 @@
  *  (d) hand-computed values: output sizes, scratch sizes, max-pool ties and NaN.
  */
 #include "beit/conv.h"
+#include "beit/error.h"
 #include "harness.h"
 
 #include <math.h>

@@ -5,7 +5,9 @@
  * elementwise |got - want| <= 1e-5 + 1e-4 |want|; (b) directional finite differences of
  * L = sum(out * r) for every input and parameter gradient (eps 1e-2, rtol 1e-2, 3 directions).
  * Gradient buffers start at 0.25 (not 0) so the checks also prove backward ACCUMULATES. */
+#include "beit/error.h"
 #include "beit/nn.h"
+#include "beit/rng.h"
 #include "harness.h"
 
 #include <math.h>

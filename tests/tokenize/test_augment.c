@@ -7,7 +7,9 @@
  *   - crop_apply: identity = the bytes / 255 and = a plain resize (images_to_float); a crop of
  *     side S = the exact sub-image; flip = mirror; a constant image stays constant
  * (crop_apply against PIL's resize is checked by tokenize.sh via tok_probe.) */
-#include "beit/core.h"
+#include "beit/augment.h"
+#include "beit/error.h"
+#include "beit/rng.h"
 #include "beit/source.h"
 #include "beit/tokens.h"
 #include "harness.h"

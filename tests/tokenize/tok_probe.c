@@ -7,7 +7,9 @@
  *       call), then tokens_read of N (index, view) pairs drawn from SEED (in random order, with
  *       repeats) in calls of up to 37 pairs; prints "index view | tokens... | y0 x0 h w flip"
  *       per pair (the script compares with h5py) */
-#include "beit/core.h"
+#include "beit/augment.h"
+#include "beit/error.h"
+#include "beit/rng.h"
 #include "beit/tokens.h"
 
 #include <mpi.h>

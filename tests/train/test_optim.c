@@ -1,6 +1,6 @@
 /* train: parameter table layout and layer decay; AdamW vs torch.optim.AdamW (6 steps, three
  * groups); clipping vs clip_grad_norm_; schedule vs unilm's cosine_scheduler. */
-#include "beit/core.h"
+#include "beit/error.h"
 #include "beit/optim.h"
 #include "beit/params.h"
 #include "harness.h"

@@ -1,6 +1,7 @@
-#include "beit/dist.h"
+#include "beit/comm.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
+#include "beit/log.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -60,7 +61,7 @@ void dist_sum_f64_ordered(const beit_dist *d, double *buf, size_t n) {
     free(all);
 }
 
-/* ---- the fixed-order bucketed reduction (see dist.h) ---- */
+/* ---- the fixed-order bucketed reduction (see comm.h) ---- */
 #define BUCKET_MIN ((size_t)1024)
 #define BUCKET_MAX ((size_t)1 << 30)  /* message counts stay below INT_MAX */
 #define BUCKET_FIRST ((size_t)1 << 18) /* 1 MiB of floats: the first bucket goes out early */

@@ -1,4 +1,4 @@
-/* dist.h: the MPI communicator of a run and the collectives training needs. Every call is
+/* comm.h: the MPI communicator of a run and the collectives training needs. Every call is
  * checked (file:line on failure). Counts above INT_MAX are sent in chunks.
  *
  * Gradient reduction with a fixed summation order (dist_reducer)
@@ -31,8 +31,8 @@
  * Memory: receive buffers of (R-1)/R * total floats. Buckets are posted in index order on
  * every rank; each bucket/phase has its own message tag.
  */
-#ifndef BEIT_DIST_H
-#define BEIT_DIST_H
+#ifndef BEIT_COMM_H
+#define BEIT_COMM_H
 
 #include <mpi.h>
 #include <stddef.h>

@@ -1,6 +1,6 @@
 #include "beit/params.h"
 
-#include "beit/core.h"
+#include "beit/error.h"
 
 #include <math.h>
 #include <stdlib.h>
