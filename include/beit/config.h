@@ -28,6 +28,7 @@
 
 #define BEIT_CONFIG_STR 1024     /* capacity of every string key, NUL included */
 #define BEIT_CONFIG_LIST_MAX 16  /* entries of an int list */
+#define BEIT_CONFIG_MAX_KEYS 192 /* schema rows (config_key_given's record) */
 
 typedef struct {
     int n;                       /* entries used, 1..BEIT_CONFIG_LIST_MAX */
@@ -145,6 +146,10 @@ typedef struct {
         int zero; /* 0 or 1 */
         bool overlap;
     } dist;
+
+    /* given[i] != 0: key i of the schema was set by the job text or a --set, not left at its
+     * default (config_key_given). */
+    unsigned char given[BEIT_CONFIG_MAX_KEYS];
 } beit_config;
 
 /* Zero the whole struct (padding included, so two configs compare with memcmp), then set
@@ -169,6 +174,9 @@ void config_load_string(beit_config *c, const char *text, const char *name);
  * scalar key takes a scalar: "data=synthetic". Errors name "--set 'key=value'" as the
  * source and exit with BEIT_EXIT_USAGE. */
 void config_set(beit_config *c, const char *assignment);
+/* 1 when the dotted key was set by the job text (file or stored config) or a config_set, 0
+ * when it holds its default. Lets a command tell "left out" from "set to the default". */
+int config_key_given(const beit_config *c, const char *key);
 
 /* Cross-field checks; `source` names where the config came from (e.g. the job file path)
  * and starts each message. Exits with BEIT_EXIT_USAGE on the first failure. Checks: task is

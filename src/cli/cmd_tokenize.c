@@ -24,7 +24,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <yaml.h>
 
 static const char *USAGE =
     "usage: beit tokenize -c JOB [--checkpoint DVAE.h5] [--data DATA.h5] [--tokens TOKENS.h5]\n"
@@ -39,72 +38,6 @@ static const char *USAGE =
     "with parallel HDF5; it appears at its path only when complete.\n"
     "Example: mpirun -np 4 build/beit tokenize -c jobs/fmnist/tokenize.yaml \\\n"
     "           --checkpoint runs/dvae/ckpt-00000700.h5 --tokens data/fmnist-tokens.h5";
-
-/* ---- which keys the job sets ------------------------------------------------------------
- * The config struct cannot tell "set to the default" from "not given", so the dvae.* checks
- * look at the job text itself (already validated by config_load) and at the --set list. */
-static int skip_node(yaml_parser_t *p, yaml_event_t *first) {
-    int depth = first->type == YAML_SEQUENCE_START_EVENT || first->type == YAML_MAPPING_START_EVENT;
-    while (depth > 0) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(p, &ev)) return -1;
-        if (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT) depth++;
-        if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT) depth--;
-        yaml_event_delete(&ev);
-    }
-    return 0;
-}
-
-/* Walk a mapping whose start event was consumed; *found = 1 when the dotted key is met. */
-static int scan_mapping(yaml_parser_t *p, const char *prefix, const char *key, int *found) {
-    for (;;) {
-        yaml_event_t k, v;
-        if (!yaml_parser_parse(p, &k)) return -1;
-        if (k.type == YAML_MAPPING_END_EVENT) {
-            yaml_event_delete(&k);
-            return 0;
-        }
-        if (k.type != YAML_SCALAR_EVENT) {
-            yaml_event_delete(&k);
-            return -1;
-        }
-        char full[512];
-        snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", (const char *)k.data.scalar.value);
-        yaml_event_delete(&k);
-        if (!strcmp(full, key)) *found = 1;
-        if (!yaml_parser_parse(p, &v)) return -1;
-        int rc = 0;
-        if (v.type == YAML_MAPPING_START_EVENT) rc = scan_mapping(p, full, key, found);
-        else rc = skip_node(p, &v);
-        yaml_event_delete(&v);
-        if (rc) return rc;
-    }
-}
-
-static int job_sets_key(const runopts *ro, const char *key) {
-    size_t kl = strlen(key);
-    for (int i = 0; i < ro->nsets; i++)
-        if (!strncmp(ro->sets[i], key, kl) && ro->sets[i][kl] == '=') return 1;
-    FILE *f = fopen(ro->config, "rb");
-    if (!f) return 0;
-    yaml_parser_t p;
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_file(&p, f);
-    int found = 0, done = 0;
-    while (!done && !found) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) break;
-        if (ev.type == YAML_MAPPING_START_EVENT) {
-            if (scan_mapping(&p, "", key, &found) != 0) done = 1;
-        } else if (ev.type == YAML_STREAM_END_EVENT) {
-            done = 1;
-        }
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    fclose(f);
-    return found;
-}
 
 static void set_str(beit_config *c, const char *key, const char *value) {
     char *a = xasprintf("%s=%s", key, value);
@@ -159,17 +92,17 @@ int cmd_tokenize(int argc, char **argv) {
         beit_fatal_user(BEIT_EXIT_MISMATCH,
                         "%s: vocab_size %d does not fit the token store's uint16 tokens (max 65535)", cr.path, V);
     /* dvae.* keys the job gives must describe this tokenizer */
-    if (job_sets_key(&ro, "dvae.vocab_size") && c.dvae.vocab_size != V)
+    if (config_key_given(&c, "dvae.vocab_size") && c.dvae.vocab_size != V)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.vocab_size = %d, but the tokenizer %s has vocab_size %d", src,
                         c.dvae.vocab_size, cr.path, V);
-    if ((job_sets_key(&ro, "dvae.image_size") || job_sets_key(&ro, "dvae.widths")) &&
+    if ((config_key_given(&c, "dvae.image_size") || config_key_given(&c, "dvae.widths")) &&
         grid_of(c.dvae.image_size, c.dvae.widths.n) != h)
         beit_fatal_user(BEIT_EXIT_MISMATCH,
                         "%s: dvae.image_size %d and %d widths give a %dx%d token grid, but the tokenizer %s gives "
                         "%dx%d (image_size %d, %d widths)",
                         src, c.dvae.image_size, c.dvae.widths.n, grid_of(c.dvae.image_size, c.dvae.widths.n),
                         grid_of(c.dvae.image_size, c.dvae.widths.n), cr.path, h, h, S, dd.ngroups);
-    if (job_sets_key(&ro, "dvae.in_chans") && c.dvae.in_chans != dd.in_chans)
+    if (config_key_given(&c, "dvae.in_chans") && c.dvae.in_chans != dd.in_chans)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.in_chans = %d, but the tokenizer %s has in_chans %d", src,
                         c.dvae.in_chans, cr.path, dd.in_chans);
 
@@ -177,7 +110,7 @@ int cmd_tokenize(int argc, char **argv) {
     beit_store *st = store_open(c.data.path, d.comm);
     const int H = store_height(st), W = store_width(st), C = store_channels(st);
     if (!store_has_split(st, c.data.split)) store_split_count(st, c.data.split); /* BEIT_EXIT_DATA naming it */
-    if (job_sets_key(&ro, "data.eval_split") && !store_has_split(st, c.data.eval_split))
+    if (config_key_given(&c, "data.eval_split") && !store_has_split(st, c.data.eval_split))
         store_split_count(st, c.data.eval_split);
     if (C != dd.in_chans)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: images have %d channel%s, but the tokenizer %s takes in_chans %d",

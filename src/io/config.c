@@ -721,6 +721,8 @@ static void section_keys(sbuf *b, const char *sec) {
 /* ---- schema self-check and defaults ------------------------------------------------------------ */
 
 static void schema_check(void) {
+    if (NKEYS > BEIT_CONFIG_MAX_KEYS)
+        beit_fatal(BEIT_EXIT_FAILURE, "config schema: %d keys, BEIT_CONFIG_MAX_KEYS is %d", NKEYS, BEIT_CONFIG_MAX_KEYS);
     for (int i = 0; i < NKEYS; i++) {
         const key_spec *k = &KEYS[i];
         size_t want = k->type == T_INT || k->type == T_ENUM ? sizeof(int)
@@ -850,7 +852,18 @@ static void check_node(const loader *L, const yaml_event_t *ev, const char *name
 }
 
 /* Record that `path` was given at `m`; a second time is an error naming the first. */
+static void mark_given(beit_config *c, const key_spec *k) { c->given[k - KEYS] = 1; }
+
+int config_key_given(const beit_config *c, const char *key) {
+    const key_spec *k = find_key(key);
+    if (!k) beit_fatal(BEIT_EXIT_FAILURE, "config_key_given: '%s' is not a key of the schema", key);
+    return c->given[k - KEYS] != 0;
+}
+
 static void mark_seen(loader *L, const char *path, yaml_mark_t m, const char *how) {
+    const key_spec *k = find_key(path);
+    if (!k && section_scalar_key(path)) k = find_key(section_scalar_key(path));
+    if (k) mark_given(L->c, k);
     for (int i = 0; i < L->nseen; i++)
         if (!strcmp(L->seen[i].path, path))
             fail_mark(L, m, "duplicate key '%s'%s (first given at line %zu, column %zu)", path, how,
@@ -1119,6 +1132,7 @@ void config_set(beit_config *c, const char *assignment) {
     }
     char err[ERRN];
     if (set_scalar(c, k, val, strlen(val), 1, 1, err)) fail_where(where, "%s", err);
+    mark_given(c, k);
     free(val);
     free(key);
     free(where);
