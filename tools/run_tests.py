@@ -2,9 +2,11 @@
 """Run every test registered with meson (C programs and script tests, all speaking TAP) and
 print one line per test, the output of failures, and a final line "N passed, N failed".
 
-A "check" is one TAP line: "ok ..." counts as passed, "not ok ..." as failed. A program that
-exits non-zero without a failing line, dies, times out, or prints no TAP at all counts as one
-more failure, so a crash can never pass silently.
+A "check" is one TAP line: "ok ..." counts as passed, "not ok ..." as failed, and
+"ok ... # SKIP reason" (or a plan "1..0 # SKIP reason") as skipped, counted apart. A program
+that exits non-zero without a failing line, dies, times out, prints no TAP at all, prints no
+plan ("1..N"), or runs a number of checks other than its plan counts as one more failure, so
+a crash or an early exit can never pass silently.
 
     /usr/bin/python3 tools/run_tests.py [--build-dir build] [-k SUBSTRING]... [-v]
 """
@@ -20,6 +22,8 @@ import time
 OK = re.compile(r"^ok\b")
 NOT_OK = re.compile(r"^not ok\b")
 PLAN = re.compile(r"^1\.\.(\d+)")
+SKIP = re.compile(r"^ok\b.*#\s*SKIP\b", re.IGNORECASE)
+PLAN_SKIP = re.compile(r"^1\.\.0\s*#\s*SKIP\b", re.IGNORECASE)
 
 
 def main():
@@ -45,7 +49,7 @@ def main():
     # Tests pin BLAS threads; a test that wants more sets it itself.
     env_base.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-    passed = failed = 0
+    passed = failed = skipped = 0
     t_all = time.time()
     for t in tests:
         env = dict(env_base)
@@ -64,24 +68,34 @@ def main():
             rc = "timeout"
         dt = time.time() - t0
         lines = so.splitlines()
-        n_ok = sum(1 for l in lines if OK.match(l))
+        n_skip = sum(1 for l in lines if SKIP.match(l))
+        n_ok = sum(1 for l in lines if OK.match(l)) - n_skip
         n_bad = sum(1 for l in lines if NOT_OK.match(l))
         plan = [int(m.group(1)) for m in (PLAN.match(l) for l in lines) if m]
+        whole_skip = any(PLAN_SKIP.match(l) for l in lines)
+        n_run = n_ok + n_bad + n_skip
         extra = []
         if rc != 0 and n_bad == 0:
             extra.append(f"exited with {rc} without a failing check")
-        if n_ok + n_bad == 0:
+        if whole_skip:
+            if n_run != 0:
+                extra.append(f"plan 1..0 # SKIP but {n_run} checks ran")
+            n_skip += 1  # the program as a whole, counted as one skipped check
+        elif n_run == 0:
             extra.append("ran no check")
-        if plan and plan[-1] != n_ok + n_bad:
-            extra.append(f"plan 1..{plan[-1]} but {n_ok + n_bad} checks ran")
+        if not plan:
+            extra.append("printed no plan (1..N)")
+        elif not whole_skip and plan[-1] != n_run:
+            extra.append(f"plan 1..{plan[-1]} but {n_run} checks ran")
         fails = n_bad + (1 if extra else 0)
         passed += n_ok
         failed += fails
-        status = "PASS" if fails == 0 else "FAIL"
-        print(f"{status} {t['name']:<28} {n_ok:4d} ok {fails:3d} failed  {dt:6.1f}s", flush=True)
-        if fails or a.v:
+        skipped += n_skip
+        status = "FAIL" if fails else ("SKIP" if n_ok == 0 and n_skip else "PASS")
+        print(f"{status} {t['name']:<28} {n_ok:4d} ok {fails:3d} failed {n_skip:3d} skipped  {dt:6.1f}s", flush=True)
+        if fails or n_skip or a.v:
             for l in lines:
-                if a.v or NOT_OK.match(l) or l.startswith("#"):
+                if a.v or NOT_OK.match(l) or SKIP.match(l) or l.startswith("#"):
                     print("    " + l)
             for e in extra:
                 print("    " + e)
@@ -90,7 +104,7 @@ def main():
                 for l in se.strip().splitlines()[-30:]:
                     print("      " + l)
     print(f"# {len(tests)} test programs in {time.time() - t_all:.0f}s")
-    print(f"{passed} passed, {failed} failed")
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 0 if failed == 0 and passed > 0 else 1
 
 
