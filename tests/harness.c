@@ -41,6 +41,25 @@ int t_done(void) {
     return g_fail ? 1 : 0;
 }
 
+static char g_tmpdir[256];
+
+const char *t_tmpdir(const char *prefix) {
+    snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/%s.XXXXXX", prefix);
+    if (!mkdtemp(g_tmpdir)) {
+        perror("mkdtemp");
+        exit(1);
+    }
+    return g_tmpdir;
+}
+
+char *t_path(const char *name) { return xasprintf("%s/%s", g_tmpdir, name); }
+
+void t_tmpdir_remove(void) {
+    char *cmd = xasprintf("rm -rf '%s'", g_tmpdir);
+    if (system(cmd) != 0) t_diag("could not remove %s", g_tmpdir);
+    free(cmd);
+}
+
 int t_close(const char *name, const float *got, const float *want, size_t n, double rtol,
             double atol) {
     size_t worst = 0, bad = 0;

@@ -24,6 +24,15 @@ int t_close(const char *name, const float *got, const float *want, size_t n, dou
  * many magnitudes, this is the tolerance the fixture tests state. */
 int t_close_norm(const char *name, const float *got, const float *want, size_t n, double rtol);
 
+/* ---- scratch directory ---- */
+/* Create a fresh directory /tmp/<prefix>.XXXXXX for this program's files (aborts the test
+ * program if it cannot); returns its path. One per program. */
+const char *t_tmpdir(const char *prefix);
+/* "<scratch directory>/<name>" (malloc'd) */
+char *t_path(const char *name);
+/* Remove the scratch directory and everything in it (a diagnostic if that fails). */
+void t_tmpdir_remove(void);
+
 /* ---- fixtures written by tests/fixtures/gen_fixtures.py ---- */
 typedef struct fixture fixture;
 fixture *fx_open(const char *path);       /* aborts the test program if missing */

@@ -20,7 +20,7 @@
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 BEIT=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
-source "$HERE/../data/tap.sh"
+source "$HERE/../tap.sh"
 source "$HERE/../faults/lib.sh"
 source "$HERE/slurm_env.sh"
 export BEIT

@@ -10,7 +10,7 @@
 # packages slurmctld slurmd slurm-client munge libpmix-dev.
 # usage: slurm_smoke.sh
 HERE=$(cd "$(dirname "$0")" && pwd)
-source "$HERE/../data/tap.sh"
+source "$HERE/../tap.sh"
 source "$HERE/slurm_env.sh"
 
 # true if any of the PIDs is alive (not a zombie)

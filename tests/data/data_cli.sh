@@ -5,7 +5,7 @@
 # usage: data_cli.sh BEIT GEN_IDX
 BEIT=$1
 GEN=$2
-source "$(dirname "$0")/tap.sh"
+source "$(dirname "$0")/../tap.sh"
 PY=/usr/bin/python3
 
 # ---- help and usage errors --------------------------------------------------------------------
@@ -50,7 +50,7 @@ check "synthetic set (100/30) imports with --expect-counts 100:30" eval '[ $rc -
 check "no temporary file left after a good import" eval '[ -z "$(ls -A "$T/o" | grep tmp)" ]'
 run "$PY" - "$T/o/small.h5" <<'EOF'
 import sys, h5py, numpy as np
-# independent reimplementation of tests/data/synth.h's formulas
+# independent reimplementation of tests/synth.h's formulas
 def pixel(i, p):
     x = ((i * 2654435761) & 0xffffffff) ^ ((p * 40503 + 17) & 0xffffffff)
     x ^= x >> 13

@@ -5,7 +5,7 @@
 # (new uuid, atomic replace) and an import interrupted by SIGTERM (no file, no temp file).
 # usage: fmnist.sh BEIT
 BEIT=$1
-source "$(dirname "$0")/tap.sh"
+source "$(dirname "$0")/../tap.sh"
 PY=/usr/bin/python3
 SRC=/usr/share/datasets/fashion-mnist
 mkdir -p "$T/o"

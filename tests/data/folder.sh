@@ -6,7 +6,7 @@
 # usage: folder.sh BEIT GEN_IMAGES
 BEIT=$1
 GEN=$2
-source "$(dirname "$0")/tap.sh"
+source "$(dirname "$0")/../tap.sh"
 PY=/usr/bin/python3
 mkdir -p "$T/o"
 

@@ -5,12 +5,12 @@
 # documented recipe with its own Philox); determinism (same seed: the same content; another seed:
 # different); `beit data info` (masks dataset, pixel frequencies); damaged stores (a mask value
 # out of range, missing or misshapen masks, bad pixel_labels) exit 3 naming the dataset; wrong
-# sources exit 3 naming the file; store_read_masks under MPI-IO (test_masks, mpirun -np 1 and 2)
+# sources exit 3 naming the file; store_read_masks under MPI-IO (test_pixel_labels, mpirun -np 1 and 2)
 # and the writer's checks.
 # usage: mosaic.sh BEIT TEST_MASKS
 BEIT=$1
 TM=$2
-source "$(dirname "$0")/tap.sh"
+source "$(dirname "$0")/../tap.sh"
 PY=/usr/bin/python3
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 mkdir -p "$T/o"
@@ -228,10 +228,10 @@ check "synthetic store with masks written (train 1000, test 37, 40x40x3, 7 class
 for np in 1 2; do
     run mpirun --oversubscribe -np $np "$TM" check "$T/m.h5"
     pass_through <"$T/out"
-    check "mpirun -np $np test_masks check exits 0" eval '[ $rc -eq 0 ]'
+    check "mpirun -np $np test_pixel_labels check exits 0" eval '[ $rc -eq 0 ]'
 done
 run "$TM" errors "$T/o"
 pass_through <"$T/out"
-check "test_masks errors exits 0" eval '[ $rc -eq 0 ]'
+check "test_pixel_labels errors exits 0" eval '[ $rc -eq 0 ]'
 
 finish

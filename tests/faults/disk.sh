@@ -14,7 +14,7 @@
 #   disk.sh BEIT SRCDIR
 BEIT=$1
 SRC=$2
-. "$SRC/tests/data/tap.sh"
+. "$SRC/tests/tap.sh"
 . "$SRC/tests/faults/lib.sh"
 MOUNTS=()
 cleanup() {

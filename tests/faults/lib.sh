@@ -1,4 +1,4 @@
-# Shared by the fault tests (sourced after tests/data/tap.sh): tiny training jobs, rank PIDs,
+# Shared by the fault tests (sourced after tests/tap.sh): tiny training jobs, rank PIDs,
 # checkpoint checks and run comparisons.
 #
 #   write_jobs DIR          DIR/small.yaml: a tiny synthetic BEiT (16k parameters, ~12 ms a step

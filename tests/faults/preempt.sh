@@ -12,7 +12,7 @@
 #   preempt.sh BEIT SRCDIR
 BEIT=$1
 SRC=$2
-. "$SRC/tests/data/tap.sh"
+. "$SRC/tests/tap.sh"
 . "$SRC/tests/faults/lib.sh"
 write_jobs "$T"
 

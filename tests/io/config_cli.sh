@@ -4,7 +4,7 @@
 #   config_cli.sh BEIT SRCDIR
 BEIT=$1
 SRC=$2
-. "$SRC/tests/data/tap.sh"
+. "$SRC/tests/tap.sh"
 C=$SRC/tests/io/configs
 
 # file  expected-exit  expected-text (grep -F)

@@ -4,7 +4,7 @@
 #   ckpt_torch.sh EXPORT_PROGRAM SRCDIR
 EXP=$1
 SRC=$2
-. "$SRC/tests/data/tap.sh"
+. "$SRC/tests/tap.sh"
 for arch in beit vit; do
   mkdir -p "$T/$arch"
   run "$EXP" "$T/$arch" "$arch"

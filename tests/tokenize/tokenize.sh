@@ -13,7 +13,7 @@ BEIT=$1
 SRC=$2
 PROBE=$3
 GENIMG=$4
-. "$SRC/tests/data/tap.sh"
+. "$SRC/tests/tap.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 MPI="mpirun --oversubscribe"
 PY=/usr/bin/python3

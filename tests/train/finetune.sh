@@ -6,7 +6,7 @@
 #   finetune.sh BEIT SRCDIR
 BEIT=$1
 SRC=$2
-. "$SRC/tests/data/tap.sh"
+. "$SRC/tests/tap.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
 MPI="mpirun --oversubscribe"
 PY=/usr/bin/python3

@@ -1,14 +1,18 @@
-/* Per-pixel masks in the dataset store, run by mosaic.sh:
- *   test_masks make PATH        write a synthetic store with masks (train 1000, test 37; 40x40x3,
- *                               7 classes; masks and images appended in different interleavings)
- *   test_masks check PATH       under mpirun: open with the MPI-IO driver, every rank reads its
- *                               own random samples (any order, repeats) of masks and images with
- *                               a small cache budget (blocks of both kinds evicted), compared with
- *                               the formula; rank 0 prints TAP
- *   test_masks read PATH SPLIT  serial: read every mask of SPLIT with store_read_masks (exit 0,
- *                               or the reader's exit code on bad data)
- *   test_masks errors DIR       writer misuse in forked children: exit 1 with the message
- * Expected values come from synth.h's formula, not from the writer. */
+/* Pixel labels (the per-pixel class masks of segmentation stores, store.h's store_read_masks
+ * and the writer's masks), run by data/mosaic.sh:
+ *   test_pixel_labels make PATH        write a synthetic store with masks (train 1000, test 37;
+ *                                      40x40x3, 7 classes; masks and images appended in
+ *                                      different interleavings)
+ *   test_pixel_labels check PATH       under mpirun: open with the MPI-IO driver, every rank
+ *                                      reads its own random samples (any order, repeats) of
+ *                                      masks and images with a small cache budget (blocks of
+ *                                      both kinds evicted), compared with the formula; rank 0
+ *                                      prints TAP
+ *   test_pixel_labels read PATH SPLIT  serial: read every mask of SPLIT with store_read_masks
+ *                                      (exit 0, or the reader's exit code on bad data)
+ *   test_pixel_labels errors DIR       writer misuse in forked children: exit 1 with the message
+ * Expected values come from synth.h's formula, not from the writer.
+ * (Not to be confused with models/test_masking.c: the masks of masked image modelling.) */
 #include "beit/error.h"
 #include "beit/log.h"
 #include "beit/rng.h"
@@ -258,6 +262,6 @@ int main(int argc, char **argv) {
         MPI_Finalize();
         return rc;
     }
-    fprintf(stderr, "usage: test_masks make|check|errors PATH | read PATH SPLIT\n");
+    fprintf(stderr, "usage: test_pixel_labels make|check|errors PATH | read PATH SPLIT\n");
     return 2;
 }

@@ -1,4 +1,5 @@
-/* Synthetic data shared by the tests of tests/data: deterministic pixel and label patterns
+/* Synthetic data shared by the store tests (io/) and the data generators of the script tests
+ * (data/gen_idx.c, data/gen_images.c): deterministic pixel and label patterns
  * (so a reader of the store can be checked against the formula, independently of the
  * writer) and gzip-compressed IDX files written with zlib. */
 #ifndef BEIT_TEST_SYNTH_H

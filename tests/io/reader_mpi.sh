@@ -4,7 +4,7 @@
 # N = 1000 not by 64).
 # usage: reader_mpi.sh TEST_READER
 TR=$1
-source "$(dirname "$0")/tap.sh"
+source "$(dirname "$0")/../tap.sh"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 
 run "$TR" make "$T/reader.h5"

@@ -1,4 +1,4 @@
-# TAP helpers for the script tests of tests/data (sourced).
+# TAP helpers for the script tests (sourced; the shell counterpart of harness.c).
 #   run CMD...          run, keeping exit code in $rc, stdout in $T/out, stderr in $T/err
 #   check DESC CMD...   "ok N - DESC" if CMD succeeds, else "not ok N - DESC" (+ stderr excerpt)
 #   finish              print the plan, exit 0 iff every check passed

@@ -1,4 +1,4 @@
-/* The random resized crop of tokens.h: crop_sample (torchvision RandomResizedCrop.get_params +
+/* The random resized crop of augment.h: crop_sample (torchvision RandomResizedCrop.get_params +
  * horizontal flip) and crop_apply.
  *   - the central-crop fallback against hand-computed boxes (incl. Python's half-to-even round)
  *   - statistics over 20000 draws: boxes inside the image with integer coordinates, area
@@ -6,7 +6,7 @@
  *     ~50%, positions uniform, determinism per (seed, sample, view)
  *   - crop_apply: identity = the bytes / 255 and = a plain resize (images_to_float); a crop of
  *     side S = the exact sub-image; flip = mirror; a constant image stays constant
- * (crop_apply against PIL's resize is checked by tokenize.sh via tok_probe.) */
+ * (crop_apply against PIL's resize is checked by tokenize/tokenize.sh via tok_probe.) */
 #include "beit/augment.h"
 #include "beit/error.h"
 #include "beit/rng.h"

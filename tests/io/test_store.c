@@ -1,12 +1,10 @@
-/* data: IDX parsing of damaged and good .gz files, the store writer/reader round trip
- * (values against the synthetic formula, mean/std against a direct computation), store_open's
- * validation errors (run in a forked child: exit code and message), image resampling against
- * hand-computed values, PNG write/decode round trip and the grid compositor.
+/* io/store: the dataset store writer/reader round trip (values against the synthetic formula,
+ * mean/std against a direct computation, the cache budget, chunking and filters as written),
+ * store_open's validation errors (run in a forked child: exit code and message), the writer's
+ * abort and int32 labels for more than 256 classes.
  * Serial: no MPI_Init (store_open with MPI_COMM_NULL uses the sec2 driver). */
 #include "beit/error.h"
 #include "beit/fsutil.h"
-#include "beit/idx.h"
-#include "beit/image.h"
 #include "beit/store.h"
 #include "harness.h"
 #include "synth.h"
@@ -19,87 +17,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char g_dir[256];
-
-static char *tpath(const char *name) { return xasprintf("%s/%s", g_dir, name); }
 static int exists(const char *p) {
     struct stat st;
     return stat(p, &st) == 0;
-}
-
-/* ---- IDX ------------------------------------------------------------------------------------ */
-
-static int idx_fails_with(const char *path, int images, const char *needle, const char *what) {
-    idx_array a;
-    char err[512] = "";
-    int rc = idx_read_gz(path, images, &a, err, sizeof err);
-    int ok = rc == -1 && strstr(err, needle) != NULL;
-    if (!ok) t_diag("%s: rc %d, message: %s", what, rc, err);
-    return t_ok(ok, "idx: %s is rejected with \"%s\" (got: %s)", what, needle, err);
-}
-
-static void test_idx(void) {
-    char *img = tpath("img.gz"), *lab = tpath("lab.gz");
-    const uint32_t N = 50, R = 28, C = 28;
-    t_ok(synth_write_idx_pair(img, lab, N, R, C, N) == 0, "idx: wrote synthetic gz pair");
-    idx_array a, b;
-    char err[512] = "";
-    int rc = idx_read_gz(img, 1, &a, err, sizeof err);
-    int ok = rc == 0 && a.count == N && a.rows == (int)R && a.cols == (int)C;
-    for (uint32_t i = 0; ok && i < N; i++)
-        for (uint32_t p = 0; p < R * C; p++) ok &= a.data[(size_t)i * R * C + p] == synth_pixel(i, p);
-    t_ok(ok, "idx: good image file reads back %u images of %ux%u with the right bytes (%s)", N, R, C, err);
-    rc = idx_read_gz(lab, 0, &b, err, sizeof err);
-    ok = rc == 0 && b.count == N && b.rows == 0;
-    for (uint32_t i = 0; ok && i < N; i++) ok &= b.data[i] == synth_label(i, 10);
-    t_ok(ok, "idx: good label file reads back %u labels", N);
-    if (a.data) idx_free(&a);
-    if (b.data) idx_free(&b);
-
-    idx_fails_with(lab, 1, "bad magic number 0x00000801 (a label file) (expected 0x00000803",
-                   "label file read as images");
-    idx_fails_with(img, 0, "bad magic number 0x00000803", "image file read as labels");
-
-    long size = synth_file_size(img);
-    char *cp = tpath("x.gz");
-    /* truncated in the middle of the data */
-    synth_write_idx_pair(cp, lab, N, R, C, N);
-    synth_truncate(cp, size / 2);
-    idx_fails_with(cp, 1, "truncated", "gz cut at half its size");
-    /* truncated inside the header (gzip header + a few deflate bytes) */
-    synth_write_idx_pair(cp, lab, N, R, C, N);
-    synth_truncate(cp, 14);
-    idx_fails_with(cp, 1, "truncated (unexpected end of file) in the header: 0 of 16 bytes",
-                   "gz cut inside the IDX header");
-    /* truncated just before the 8-byte trailer: all data there, the end is missing */
-    synth_write_idx_pair(cp, lab, N, R, C, N);
-    synth_truncate(cp, size - 8);
-    idx_fails_with(cp, 1, "expected a clean end of the gzip stream", "gz without its CRC/length trailer");
-    /* flipped bytes inside the deflate stream */
-    synth_write_idx_pair(cp, lab, N, R, C, N);
-    synth_flip(cp, size / 2, 16);
-    idx_fails_with(cp, 1, "gzip stream corrupted (", "gz with 16 flipped bytes in the deflate stream");
-    /* flipped CRC only: every data byte decodes, the check at the end must catch it */
-    synth_write_idx_pair(cp, lab, N, R, C, N);
-    synth_flip(cp, size - 8, 2);
-    idx_fails_with(cp, 1, "corrupted (incorrect data check)", "gz with a damaged CRC-32");
-    /* extra data after the declared count */
-    uint8_t d[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 0};
-    uint32_t dims[1] = {10};
-    synth_write_idx_gz(cp, IDX_MAGIC_LABELS, 1, dims, d, 10, 7);
-    idx_fails_with(cp, 0, "7 bytes of extra data after the 10 labels", "label file with 7 extra bytes");
-    /* not gzip at all */
-    FILE *f = fopen(cp, "wb");
-    uint8_t raw[18] = {0, 0, 8, 1, 0, 0, 0, 10};
-    fwrite(raw, 1, sizeof raw, f);
-    fclose(f);
-    idx_fails_with(cp, 0, "not a gzip file", "uncompressed IDX bytes");
-    char *missing = tpath("missing.gz");
-    idx_fails_with(missing, 0, "cannot open", "missing file");
-    free(missing);
-    free(cp);
-    free(img);
-    free(lab);
 }
 
 /* ---- store round trip ------------------------------------------------------------------------ */
@@ -130,7 +50,7 @@ static void write_split(beit_store_writer *w, const char *split, int64_t n, int 
 }
 
 static char *make_store(const char *name) {
-    char *path = tpath(name);
+    char *path = t_path(name);
     beit_store_meta meta = {.source = "synthetic test",
                             .height = SH,
                             .width = SW,
@@ -310,17 +230,17 @@ static void copy_file(const char *from, const char *to) {
 }
 
 static void test_open_errors(void) {
-    char *good = tpath("synth.h5");
-    char *p = tpath("nothere.h5");
+    char *good = t_path("synth.h5");
+    char *p = t_path("nothere.h5");
     expect_open_error(p, "No such file", "missing file");
     free(p);
-    p = tpath("text.h5");
+    p = t_path("text.h5");
     FILE *f = fopen(p, "w");
     fprintf(f, "hello\n");
     fclose(f);
     expect_open_error(p, "not an HDF5 file", "a text file");
     free(p);
-    p = tpath("plain.h5");
+    p = t_path("plain.h5");
     hid_t h = H5Fcreate(p, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(h);
     expect_open_error(p, "no 'format' attribute", "an HDF5 file without the store attributes");
@@ -336,7 +256,7 @@ static void test_open_errors(void) {
         {"height", 32, "/images has shape [", "height attribute 32"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        p = tpath("bad.h5");
+        p = t_path("bad.h5");
         copy_file(good, p);
         h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
         hid_t a = H5Aopen(h, cases[c].attr, H5P_DEFAULT);
@@ -346,7 +266,7 @@ static void test_open_errors(void) {
         expect_open_error(p, cases[c].needle, cases[c].what);
         free(p);
     }
-    p = tpath("bad.h5");
+    p = t_path("bad.h5");
     copy_file(good, p);
     h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     H5Adelete(h, "uuid");
@@ -366,7 +286,7 @@ static void test_open_errors(void) {
     expect_open_error(p, "dataset /test/labels is missing", "test split without labels");
     free(p);
     /* a label outside 0..4 is found when its block is read */
-    p = tpath("bad.h5");
+    p = t_path("bad.h5");
     copy_file(good, p);
     h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
     hid_t d = H5Dopen2(h, "/train/labels", H5P_DEFAULT);
@@ -386,7 +306,7 @@ static void test_open_errors(void) {
 }
 
 static void test_writer_abort(void) {
-    char *path = tpath("aborted.h5");
+    char *path = t_path("aborted.h5");
     beit_store_meta meta = {.source = "x",
                             .height = 2,
                             .width = 2,
@@ -412,7 +332,7 @@ static void test_many_classes(void) {
     enum { NK = 300, NS = 40 };
     char **names = xmalloc(NK * sizeof *names);
     for (int k = 0; k < NK; k++) names[k] = xasprintf("class%03d", k);
-    char *path = tpath("many.h5");
+    char *path = t_path("many.h5");
     beit_store_meta meta = {.source = "x",
                             .height = 2,
                             .width = 3,
@@ -448,109 +368,13 @@ static void test_many_classes(void) {
     free(path);
 }
 
-/* ---- images ----------------------------------------------------------------------------------- */
-
-static void test_resample(void) {
-    /* 1 x 2 -> 1 x 4 (upscale, triangle radius 1): centres 0.25, 0.75, 1.25, 1.75
-     * weights on pixels (0.5, 1.5): (1,0) (0.75,0.25) (0.25,0.75) (0,1) -> 0, 63.75, 191.25, 255 */
-    uint8_t src[2] = {0, 255}, dst[4];
-    image_resample(src, 1, 2, 1, 0, 0, 2, 1, dst, 1, 4);
-    t_ok(dst[0] == 0 && dst[1] == 64 && dst[2] == 191 && dst[3] == 255,
-         "resample: 2 -> 4 upscale by hand (%d %d %d %d)", dst[0], dst[1], dst[2], dst[3]);
-    /* 1 x 4 -> 1 x 2 (shrink by 2: triangle radius 2): output 0 centre 1.0, pixel centres
-     * 0.5 1.5 2.5 -> weights .75 .75 .25 (normalised /1.75); output 1 centre 3.0: pixels
-     * 1.5 2.5 3.5 -> .25 .75 .75 */
-    uint8_t s4[4] = {10, 20, 100, 200}, d2[2];
-    image_resample(s4, 1, 4, 1, 0, 0, 4, 1, d2, 1, 2);
-    double e0 = (0.75 * 10 + 0.75 * 20 + 0.25 * 100) / 1.75, e1 = (0.25 * 20 + 0.75 * 100 + 0.75 * 200) / 1.75;
-    t_ok(d2[0] == (uint8_t)lrint(e0) && d2[1] == (uint8_t)lrint(e1),
-         "resample: 4 -> 2 antialiased by hand (%d %d, want %.2f %.2f)", d2[0], d2[1], e0, e1);
-    /* identity size is exact */
-    uint8_t id_src[12], id_dst[12];
-    for (int i = 0; i < 12; i++) id_src[i] = (uint8_t)(i * 21);
-    image_resample(id_src, 2, 2, 3, 0, 0, 2, 2, id_dst, 2, 2);
-    t_ok(memcmp(id_src, id_dst, 12) == 0, "resample: same size is the identity");
-    /* center crop: 4 wide x 2 high, columns red | green green | blue -> 2x2 all green */
-    uint8_t wide[2 * 4 * 3], sq[2 * 2 * 3];
-    for (int y = 0; y < 2; y++)
-        for (int x = 0; x < 4; x++) {
-            uint8_t *p = wide + (y * 4 + x) * 3;
-            p[0] = x == 0 ? 255 : 0;
-            p[1] = (x == 1 || x == 2) ? 255 : 0;
-            p[2] = x == 3 ? 255 : 0;
-        }
-    image_center_crop_resize(wide, 2, 4, 3, sq, 2);
-    int green = 1;
-    for (int i = 0; i < 4; i++) green &= sq[i * 3] == 0 && sq[i * 3 + 1] == 255 && sq[i * 3 + 2] == 0;
-    t_ok(green, "center crop: the middle square of a red|green|blue strip is all green");
-}
-
-static void test_png(void) {
-    enum { H = 5, W = 7 };
-    uint8_t rgb[H * W * 3], gray[H * W];
-    for (int i = 0; i < H * W * 3; i++) rgb[i] = (uint8_t)(i * 37 + 11);
-    for (int i = 0; i < H * W; i++) gray[i] = (uint8_t)(i * 53 + 1);
-    char *pr = tpath("rgb.png"), *pg = tpath("gray.png");
-    char err[256] = "";
-    t_ok(png_write(pr, rgb, H, W, 3, err, sizeof err) == 0 && png_write(pg, gray, H, W, 1, err, sizeof err) == 0,
-         "png_write: RGB and gray files written (%s)", err);
-    beit_image a, b, c;
-    int ha = 0, wa = 0, hb = 0, wb = 0, ga = -1, gb = -1;
-    int pa = image_probe(pr, &ha, &wa, &ga, err, sizeof err), pb = image_probe(pg, &hb, &wb, &gb, err, sizeof err);
-    t_ok(pa == 0 && pb == 0 && ha == H && wa == W && hb == H && wb == W && ga == 0 && gb == 1,
-         "image_probe: sizes %dx%d and %dx%d, RGB file not gray, gray file gray", ha, wa, hb, wb);
-    int ok = image_load(pr, 3, &a, err, sizeof err) == 0 && a.h == H && a.w == W && a.c == 3 &&
-             memcmp(a.pix, rgb, sizeof rgb) == 0;
-    t_ok(ok, "png: RGB round trip is exact");
-    ok = image_load(pg, 3, &b, err, sizeof err) == 0 && b.c == 3;
-    for (int i = 0; ok && i < H * W; i++)
-        ok &= b.pix[i * 3] == gray[i] && b.pix[i * 3 + 1] == gray[i] && b.pix[i * 3 + 2] == gray[i];
-    t_ok(ok, "png: gray file decoded to RGB replicates the sample");
-    ok = image_load(pg, 1, &c, err, sizeof err) == 0 && c.c == 1 && memcmp(c.pix, gray, sizeof gray) == 0;
-    t_ok(ok, "png: gray round trip is exact");
-    image_free(&a);
-    image_free(&b);
-    image_free(&c);
-    char *bad = tpath("no/such/dir/x.png");
-    t_ok(png_write(bad, gray, H, W, 1, err, sizeof err) == -1 && !exists(bad), "png_write: unwritable path fails (%s)",
-         err);
-    free(bad);
-    /* a truncated PNG is reported */
-    synth_truncate(pr, synth_file_size(pr) / 2);
-    t_ok(image_load(pr, 3, &a, err, sizeof err) == -1 && strstr(err, "PNG"), "png: truncated file rejected (%s)", err);
-    free(pr);
-    free(pg);
-
-    /* grid: 5 tiles of 2x3x1 in 3 columns with gap 1 -> 2 rows: 2*2+3 = 7 high, 3*3+4 = 13 wide */
-    uint8_t tiles[5 * 2 * 3];
-    for (int t = 0; t < 5; t++)
-        for (int i = 0; i < 6; i++) tiles[t * 6 + i] = (uint8_t)(10 * (t + 1) + i);
-    int gh, gw;
-    image_grid_size(5, 3, 2, 3, 1, &gh, &gw);
-    uint8_t grid[7 * 13];
-    image_grid(grid, tiles, 5, 3, 2, 3, 1, 1, 255);
-    /* tile 4 (row 1, col 1) starts at y = 1 + 1*(2+1) = 4, x = 1 + 1*(3+1) = 5 */
-    ok = gh == 7 && gw == 13 && grid[0] == 255 && grid[1 * 13 + 1] == 10 && grid[4 * 13 + 5] == 50 &&
-         grid[5 * 13 + 7] == 55 && grid[4 * 13 + 9] == 255 && grid[4 * 13 + 11] == 255 && grid[6 * 13 + 5] == 255;
-    t_ok(ok, "grid: 5 tiles in 3 columns, gap 1: %dx%d, tiles placed, gaps and empty slot background", gh, gw);
-}
-
 int main(void) {
     beit_h5_quiet();
-    snprintf(g_dir, sizeof g_dir, "/tmp/beit_test_store.XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
-    test_idx();
+    t_tmpdir("beit_test_store");
     test_store_roundtrip();
     test_open_errors();
     test_writer_abort();
     test_many_classes();
-    test_resample();
-    test_png();
-    char *cmd = xasprintf("rm -rf '%s'", g_dir);
-    if (system(cmd) != 0) t_diag("could not remove %s", g_dir);
-    free(cmd);
+    t_tmpdir_remove();
     return t_done();
 }
