@@ -38,6 +38,9 @@
 #define STORE_FORMAT_VERSION 1
 #define STORE_MAX_SPLITS 8
 #define STORE_MAX_CHANNELS 4
+/* chunks hold about this many bytes of samples (images or masks): the writer's chunk length,
+ * and the reader's block length for a dataset that is not chunked */
+#define STORE_CHUNK_TARGET_BYTES ((size_t)1 << 20)
 
 /* ---- reading ------------------------------------------------------------------------------ */
 /* A split's images are read a block at a time (a block = one HDF5 chunk of images, the unit
