@@ -33,6 +33,7 @@
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define STORE_FORMAT "beit-dataset"
 #define STORE_FORMAT_VERSION 1
@@ -133,6 +134,15 @@ int store_has_masks(const beit_store *s);
  * <v> outside [0, <num_classes>) ..."). A store without masks or an index outside [0, count)
  * is a caller bug (beit_fatal). n may be 0. */
 void store_read_masks(beit_store *s, const char *split, const int64_t *indices, int n, uint8_t *masks);
+
+/* ---- describing (`beit data info`, src/io/store_describe.c) ------------------------------ */
+/* Open the store at path (serial; validated as store_open does: problems exit BEIT_EXIT_DATA)
+ * and print to f its header (source, uuid, shape, classes, masks, splits, mean/std), its
+ * layout (groups and datasets with shape, type, chunks, filters, size on disk), the root
+ * attributes, the samples per class of every split and, with masks, the per-class pixel
+ * frequencies of every split (every mask read and checked). Labels outside [0, num_classes)
+ * are listed, then end the job with BEIT_EXIT_DATA. Returns 0. */
+int store_describe(FILE *f, const char *path);
 
 /* ---- writing (importers, tests) ------------------------------------------------------------ */
 typedef struct {
