@@ -1,5 +1,6 @@
-/* store.h: the HDF5 dataset store (import -> store -> training) and its writer. The batch
- * reader over a store is reader.h; the IDX files of Fashion-MNIST are idx.h.
+/* store.h: the HDF5 dataset store (import -> store -> training): reading (src/io/store.c),
+ * describing (store_describe.c) and writing (store_writer.c). The batch reader over a store
+ * is reader.h; the importers that write stores are import.h; the IDX files are idx.h.
  *
  * Store layout (format "beit-dataset", format_version 1):
  *   /<split>/images   uint8 [N, H, W, C]  chunked [min(N, K), H, W, C] with K = 1024 images or
