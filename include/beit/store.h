@@ -1,5 +1,6 @@
-/* store.h: the HDF5 dataset store (import -> store -> training) and its writer. The batch
- * reader over a store is reader.h; the IDX files of Fashion-MNIST are idx.h.
+/* store.h: the HDF5 dataset store (import -> store -> training): reading (src/io/store.c),
+ * describing (store_describe.c) and writing (store_writer.c). The batch reader over a store
+ * is reader.h; the importers that write stores are import.h; the IDX files are idx.h.
  *
  * Store layout (format "beit-dataset", format_version 1):
  *   /<split>/images   uint8 [N, H, W, C]  chunked [min(N, K), H, W, C] with K = 1024 images or
@@ -33,11 +34,15 @@
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define STORE_FORMAT "beit-dataset"
 #define STORE_FORMAT_VERSION 1
 #define STORE_MAX_SPLITS 8
 #define STORE_MAX_CHANNELS 4
+/* chunks hold about this many bytes of samples (images or masks): the writer's chunk length,
+ * and the reader's block length for a dataset that is not chunked */
+#define STORE_CHUNK_TARGET_BYTES ((size_t)1 << 20)
 
 /* ---- reading ------------------------------------------------------------------------------ */
 /* A split's images are read a block at a time (a block = one HDF5 chunk of images, the unit
@@ -130,6 +135,15 @@ int store_has_masks(const beit_store *s);
  * <v> outside [0, <num_classes>) ..."). A store without masks or an index outside [0, count)
  * is a caller bug (beit_fatal). n may be 0. */
 void store_read_masks(beit_store *s, const char *split, const int64_t *indices, int n, uint8_t *masks);
+
+/* ---- describing (`beit data info`, src/io/store_describe.c) ------------------------------ */
+/* Open the store at path (serial; validated as store_open does: problems exit BEIT_EXIT_DATA)
+ * and print to f its header (source, uuid, shape, classes, masks, splits, mean/std), its
+ * layout (groups and datasets with shape, type, chunks, filters, size on disk), the root
+ * attributes, the samples per class of every split and, with masks, the per-class pixel
+ * frequencies of every split (every mask read and checked). Labels outside [0, num_classes)
+ * are listed, then end the job with BEIT_EXIT_DATA. Returns 0. */
+int store_describe(FILE *f, const char *path);
 
 /* ---- writing (importers, tests) ------------------------------------------------------------ */
 typedef struct {

@@ -3,6 +3,7 @@
 #include "beit/error.h"
 #include "beit/log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,13 @@ static int64_t parse_count(const char *flag, const char *v) {
     if (*v == '\0' || *end != '\0' || x < 0)
         beit_fatal_user(BEIT_EXIT_USAGE, "%s: expected a whole number >= 0, got '%s'", flag, v);
     return x;
+}
+
+/* The entry of table named by the len bytes at name, or NULL. */
+static const extra_flag *find_flag(const extra_flag *table, const char *name, size_t len) {
+    for (const extra_flag *e = table; e && e->name; e++)
+        if (strlen(e->name) == len && !strncmp(e->name, name, len)) return e;
+    return NULL;
 }
 
 int runopts_parse(runopts *ro, int argc, char **argv, unsigned common, const extra_flag *extra,
@@ -67,10 +75,8 @@ int runopts_parse(runopts *ro, int argc, char **argv, unsigned common, const ext
         else if ((common & RUNOPT_SEED) && !strcmp(flag, "--seed")) ro->seed = TAKE();
         else if ((common & RUNOPT_RESUME) && !strcmp(flag, "--resume")) ro->resume = TAKE();
         else {
-            const extra_flag *e = extra;
-            for (; e && e->name; e++)
-                if (!strcmp(flag, e->name)) break;
-            if (!e || !e->name) {
+            const extra_flag *e = find_flag(extra, flag, strlen(flag));
+            if (!e) {
                 if (beit_rank() == 0) {
                     fprintf(stderr, "beit %s: unknown option '%s'\n\n", argv[0], a);
                     print_help(stderr, common, extra, usage);
@@ -86,6 +92,49 @@ int runopts_parse(runopts *ro, int argc, char **argv, unsigned common, const ext
 #undef TAKE
     }
     return 0;
+}
+
+int runopts_parse_args(const char *cmd, int argc, char **argv, const extra_flag *flags, const char **pos,
+                       int npos_max, int *npos, void (*usage)(FILE *)) {
+    *npos = 0;
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!only_pos && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
+            if (beit_rank() == 0) usage(stdout);
+            return 1;
+        }
+        if (!only_pos && !strcmp(a, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (!only_pos && a[0] == '-' && a[1] != '\0') {
+            const char *eq = strchr(a, '=');
+            size_t len = eq ? (size_t)(eq - a) : strlen(a);
+            const extra_flag *e = find_flag(flags, a, len);
+            if (!e) beit_fatal_user(BEIT_EXIT_USAGE, "%s: unknown flag %.*s (see '%s --help')", cmd, (int)len, a, cmd);
+            if (!e->metavar) {
+                if (eq) beit_fatal_user(BEIT_EXIT_USAGE, "%s: %s takes no value (see '%s --help')", cmd, e->name, cmd);
+                *e->value = "1";
+            } else if (eq) *e->value = eq + 1;
+            else if (i + 1 < argc) *e->value = argv[++i];
+            else beit_fatal_user(BEIT_EXIT_USAGE, "%s: flag %s needs a value (see '%s --help')", cmd, e->name, cmd);
+            continue;
+        }
+        if (*npos == npos_max)
+            beit_fatal_user(BEIT_EXIT_USAGE, "%s: unexpected argument '%s' (see '%s --help')", cmd, a, cmd);
+        pos[(*npos)++] = a;
+    }
+    return 0;
+}
+
+long long runopts_int(const char *cmd, const char *flag, const char *s, long long lo, long long hi) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !end || *end || end == s || v < lo || v > hi)
+        beit_fatal_user(BEIT_EXIT_USAGE, "%s: %s '%s' (expected an integer in %lld..%lld)", cmd, flag, s, lo, hi);
+    return v;
 }
 
 static char g_source[2048]; /* message prefix only; written once per process by load */

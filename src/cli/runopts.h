@@ -45,6 +45,19 @@ enum {
 };
 int runopts_parse(runopts *ro, int argc, char **argv, unsigned common, const extra_flag *extra,
                   const char *usage);
+/* Commands without a job file whose arguments are flags and positionals (`beit data ...`):
+ * argv[1..] (argv[0] is the subcommand) are flags of `flags` (--flag VALUE or --flag=VALUE;
+ * a flag without metavar is a switch set to "1") and at most npos_max positional arguments,
+ * which go to pos[0..*npos) in order; after "--" every argument is positional. cmd is the
+ * command's full name in messages ("beit data info"). -h/--help prints usage(stdout) on rank 0
+ * and returns 1 (the command then returns 0). An unknown flag, a flag without its value and
+ * an argument beyond npos_max exit with BEIT_EXIT_USAGE ("cmd: ... (see 'cmd --help')"). */
+int runopts_parse_args(const char *cmd, int argc, char **argv, const extra_flag *flags, const char **pos,
+                       int npos_max, int *npos, void (*usage)(FILE *));
+/* The value s of a flag as an integer in [lo, hi]; anything else exits with BEIT_EXIT_USAGE:
+ * "cmd: flag 's' (expected an integer in lo..hi)". */
+long long runopts_int(const char *cmd, const char *flag, const char *s, long long lo, long long hi);
+
 /* Load the job: defaults, -c file, --seed/--log-every, --set overrides (in order), then the
  * cross-field checks. Requires -c. */
 void runopts_load_config(const runopts *ro, beit_config *c);
