@@ -17,12 +17,11 @@
 
 #include "beit/conv.h"
 #include "beit/error.h"
+#include "beit/gemm.h"
 #include "beit/rng.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
 #include "beit/vmath.h"
-
-#include <cblas.h>
 
 #include <math.h>
 #include <stdlib.h>
@@ -396,8 +395,8 @@ static void enc_out_forward(dvae_model *m, const param_table *pt, int B) {
     PROF_FLOPS(PROF_CONV, 2.0 * V * w * (double)R);
     to_rows(m->ea_rows, m->e_aout, B, w, m->P);
     fill_rows(m->logits, params_data(pt, m->enc_out.b), (size_t)R, V);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, V, w, 1.0f, m->ea_rows, w, params_data(pt, m->enc_out.w),
-                w, 1.0f, m->logits, V);
+    gemm(&gemm_fp32, GEMM_N, GEMM_T, R, V, w, 1.0f, m->ea_rows, w, params_data(pt, m->enc_out.w), w, 1.0f, m->logits,
+         V);
     PROF_END(PROF_CONV);
 }
 
@@ -407,8 +406,7 @@ static void dec_stem_forward(dvae_model *m, const param_table *pt, int B) {
     int w = m->dec_stem.cout, V = m->V, R = B * m->P;
     PROF_FLOPS(PROF_CONV, 2.0 * V * w * (double)R);
     fill_rows(m->ds_rows, params_data(pt, m->dec_stem.b), (size_t)R, w);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, R, w, V, 1.0f, m->z, V, params_data(pt, m->dec_stem.w), V,
-                1.0f, m->ds_rows, w);
+    gemm(&gemm_fp32, GEMM_N, GEMM_T, R, w, V, 1.0f, m->z, V, params_data(pt, m->dec_stem.w), V, 1.0f, m->ds_rows, w);
     from_rows(m->d_stem, m->ds_rows, B, w, m->P);
     PROF_END(PROF_CONV);
 }
@@ -707,10 +705,8 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
     PROF_FLOPS(PROF_CONV, 4.0 * V * wl * (double)R);
     to_rows(m->ds_rows, g[0], B, wl, m->P);
     column_sums(params_grad(pt, m->dec_stem.b), m->ds_rows, (size_t)R, wl, m->acc);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, wl, V, R, 1.0f, m->ds_rows, wl, m->z, V, 1.0f,
-                params_grad(pt, m->dec_stem.w), V);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, V, wl, 1.0f, m->ds_rows, wl,
-                params_data(pt, m->dec_stem.w), V, 0.0f, m->dz, V);
+    gemm(&gemm_fp32, GEMM_T, GEMM_N, wl, V, R, 1.0f, m->ds_rows, wl, m->z, V, 1.0f, params_grad(pt, m->dec_stem.w), V);
+    gemm(&gemm_fp32, GEMM_N, GEMM_N, R, V, wl, 1.0f, m->ds_rows, wl, params_data(pt, m->dec_stem.w), V, 0.0f, m->dz, V);
     PROF_END(PROF_CONV);
     params_grad_ready(pt, m->dec_stem.b);
     PROF_BEGIN(PROF_SOFTMAX);
@@ -722,10 +718,8 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
     PROF_BEGIN(PROF_CONV);
     PROF_FLOPS(PROF_CONV, 4.0 * V * wl * (double)R);
     column_sums(params_grad(pt, m->enc_out.b), m->dz, (size_t)R, V, m->acc);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, wl, R, 1.0f, m->dz, V, m->ea_rows, wl, 1.0f,
-                params_grad(pt, m->enc_out.w), wl);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, wl, V, 1.0f, m->dz, V, params_data(pt, m->enc_out.w),
-                wl, 0.0f, m->ds_rows, wl);
+    gemm(&gemm_fp32, GEMM_T, GEMM_N, V, wl, R, 1.0f, m->dz, V, m->ea_rows, wl, 1.0f, params_grad(pt, m->enc_out.w), wl);
+    gemm(&gemm_fp32, GEMM_N, GEMM_N, R, wl, V, 1.0f, m->dz, V, params_data(pt, m->enc_out.w), wl, 0.0f, m->ds_rows, wl);
     n = (size_t)R * wl;
     from_rows(g[0], m->ds_rows, B, wl, m->P);
     PROF_END(PROF_CONV);
