@@ -1,8 +1,8 @@
-/* beit bench: the C side of tools/bench (issue 7). Not a training command: it measures.
+/* beit bench: the C side of tools/bench. Not a training command: it measures.
  *
  *   beit bench sgemm [--n N] [--reps R]
- *       cblas_sgemm on N x N x N (default 2048) with the process's OpenBLAS threads: one
- *       untimed call, then R (default 5) timed ones; 2 N^3 / seconds each.
+ *       gemm() (gemm.h; fp32: cblas_sgemm) on N x N x N (default 2048) with the process's
+ *       OpenBLAS threads: one untimed call, then R (default 5) timed ones; 2 N^3 / seconds each.
  *   beit bench pretrain|dvae -c JOB --out DIR --steps N [--set KEY=VALUE]... [--profile]
  *       runs the training command's own code (pretrain_main / dvae_train_main: the task, the
  *       shared loop, the gradient reduction, AdamW; the run directory gets what a run writes,
