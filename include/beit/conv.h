@@ -6,7 +6,7 @@
  *      Conv2d            weight [Cout, Cin, k, k], bias [Cout]
  *      ConvTranspose2d   weight [Cin, Cout, k, k], bias [Cout]
  *  - gradients ACCUMULATE (+=): callers zero them; a NULL gradient pointer = "not needed";
- *  - every matrix product is a cblas_sgemm (im2col / col2im); no allocation inside the ops:
+ *  - every matrix product is one gemm() (gemm.h; im2col / col2im); no allocation inside the ops:
  *    the convolutions take a caller scratch buffer of `scratch_n` floats. With
  *    conv2d_scratch_size(nb, ...) floats the op processes nb images per sgemm (one im2col
  *    matrix [Cin*k*k, nb*Hout*Wout]); it picks the largest nb <= B that fits scratch_n, so

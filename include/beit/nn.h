@@ -5,8 +5,8 @@
  *  - op_forward(out, cache..., inputs, weights..., dims)
  *    op_backward(dinput, dweights..., dout, cache/inputs..., dims);
  *  - gradients ACCUMULATE (+=): callers zero them; a NULL gradient pointer = "not needed";
- *  - every matrix product is a cblas_sgemm; no allocation inside the ops (attention backward
- *    takes a caller-provided scratch whose size is attention_scratch_size());
+ *  - every matrix product is one gemm() (gemm.h, fp32 today); no allocation inside the ops
+ *    (attention backward takes a caller-provided scratch whose size is attention_scratch_size());
  *  - integer index arrays (targets, gather indices, relative-position index) are int32 (`int`).
  *
  * Tested against PyTorch (tests/fixtures/gen_nn.py -> nn.h5) and finite differences in

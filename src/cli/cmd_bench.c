@@ -1,8 +1,8 @@
-/* beit bench: the C side of tools/bench (issue 7). Not a training command: it measures.
+/* beit bench: the C side of tools/bench. Not a training command: it measures.
  *
  *   beit bench sgemm [--n N] [--reps R]
- *       cblas_sgemm on N x N x N (default 2048) with the process's OpenBLAS threads: one
- *       untimed call, then R (default 5) timed ones; 2 N^3 / seconds each.
+ *       gemm() (gemm.h; fp32: cblas_sgemm) on N x N x N (default 2048) with the process's
+ *       OpenBLAS threads: one untimed call, then R (default 5) timed ones; 2 N^3 / seconds each.
  *   beit bench pretrain|dvae -c JOB --out DIR --steps N [--set KEY=VALUE]... [--profile]
  *       runs the training command's own code (pretrain_main / dvae_train_main: the task, the
  *       shared loop, the gradient reduction, AdamW; the run directory gets what a run writes,
@@ -25,6 +25,7 @@
 #include "beit/rng.h"
 #include "beit/comm.h"
 #include "beit/dvae.h"
+#include "beit/gemm.h"
 #include "beit/prof.h"
 #include "beit/source.h"
 #include "beit/tasks.h"
@@ -117,7 +118,7 @@ static int bench_sgemm(int argc, char **argv) {
     double *gf = xcalloc((size_t)reps, sizeof(double));
     for (int k = -1; k < reps; k++) {
         double t0 = beit_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        gemm(&gemm_fp32, GEMM_N, GEMM_N, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
         double dt = beit_now() - t0;
         if (k >= 0) gf[k] = 2.0 * n * (double)n * n / dt / 1e9;
     }

@@ -4,13 +4,13 @@
  *   att[B,NH,T,T] = softmax_keys(scale * q k^T + bias[NH,T,T])
  *   out[B,T,C]    = att @ v, heads concatenated (head h -> channels h*hd ..)
  *
- * Every (b,h) product is one cblas_sgemm reading q, k, v in place from qkv with leading
+ * Every (b,h) product is one gemm() reading q, k, v in place from qkv with leading
  * dimension 3C (and writing out / dqkv in place with ld C / 3C): no packing copies. */
 #include "beit/error.h"
+#include "beit/gemm.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -36,13 +36,12 @@ void attention_forward(float *out, float *att, const float *qkv, const float *bi
             }
             /* a[T,T] = scale * q[T,hd] k[T,hd]^T (+ bias) */
             PROF_BEGIN(PROF_ATTN_GEMM);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, scale, q, C3, k, C3, beta, a, T);
+            gemm(&gemm_fp32, GEMM_N, GEMM_T, T, T, hd, scale, q, C3, k, C3, beta, a, T);
             PROF_END(PROF_ATTN_GEMM);
             softmax_forward(a, a, T, T);
             /* out[T, hd] (ld C) = a[T,T] @ v[T,hd] */
             PROF_BEGIN(PROF_ATTN_GEMM);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, v, C3, 0.0f,
-                        out + (size_t)b * T * C + h * hd, C);
+            gemm(&gemm_fp32, GEMM_N, GEMM_N, T, hd, T, 1.0f, a, T, v, C3, 0.0f, out + (size_t)b * T * C + h * hd, C);
             PROF_FLOPS(PROF_ATTN_GEMM, 4.0 * T * T * hd);
             PROF_END(PROF_ATTN_GEMM);
         }
@@ -74,11 +73,11 @@ void attention_backward(float *dqkv, float *dbias, const float *dout, const floa
             /* d att[T,T] = dy @ v^T */
             PROF_BEGIN(PROF_ATTN_GEMM);
             PROF_FLOPS(PROF_ATTN_GEMM, 2.0 * T * T * hd * (1 + (dqkv ? 3 : 0)));
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hd, 1.0f, dy, C, v, C3, 0.0f, dl, T);
+            gemm(&gemm_fp32, GEMM_N, GEMM_T, T, T, hd, 1.0f, dy, C, v, C3, 0.0f, dl, T);
             if (dqkv) {
                 float *dv = dqkv + (size_t)b * T * C3 + 2 * C + h * hd;
                 /* dv[T,hd] += a^T @ dy */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, 1.0f, a, T, dy, C, 1.0f, dv, C3);
+                gemm(&gemm_fp32, GEMM_T, GEMM_N, T, hd, T, 1.0f, a, T, dy, C, 1.0f, dv, C3);
             }
             PROF_END(PROF_ATTN_GEMM);
             /* softmax backward in place: dlogits = a * (datt - <datt, a>) */
@@ -99,10 +98,8 @@ void attention_backward(float *dqkv, float *dbias, const float *dout, const floa
                 float *dq = dqkv + (size_t)b * T * C3 + h * hd, *dk = dq + C;
                 /* logits = scale q k^T:  dq += scale dl @ k;  dk += scale dl^T @ q */
                 PROF_BEGIN(PROF_ATTN_GEMM);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hd, T, scale, dl, T, k, C3, 1.0f, dq,
-                            C3);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hd, T, scale, dl, T, q, C3, 1.0f, dk,
-                            C3);
+                gemm(&gemm_fp32, GEMM_N, GEMM_N, T, hd, T, scale, dl, T, k, C3, 1.0f, dq, C3);
+                gemm(&gemm_fp32, GEMM_T, GEMM_N, T, hd, T, scale, dl, T, q, C3, 1.0f, dk, C3);
                 PROF_END(PROF_ATTN_GEMM);
             }
         }

@@ -1,4 +1,4 @@
-/* conv.c: conv2d and transposed conv2d via im2col / col2im + cblas_sgemm.
+/* conv.c: conv2d and transposed conv2d via im2col / col2im + gemm (gemm.h).
  *
  *   conv2d            inp[B,Cin,H,W], weight[Cout,Cin,k,k], bias[Cout] -> out[B,Cout,Ho,Wo]
  *   conv_transpose2d  inp[B,Cin,H,W], weight[Cin,Cout,k,k], bias[Cout] -> out[B,Cout,Ho,Wo]
@@ -12,9 +12,9 @@
  */
 #include "beit/conv.h"
 #include "beit/error.h"
+#include "beit/gemm.h"
 #include "beit/prof.h"
 
-#include <cblas.h>
 #include <string.h>
 
 /* The output columns x whose input column ix = x*s - p + j lies inside [0, Wi): [*x0, *x1).
@@ -178,16 +178,16 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
                 col = scratch;
             }
             fill_bias(y, bias, 1, Cout, HWo);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)HWo, (int)CKK, 1.0f, weight,
-                        (int)CKK, col, (int)HWo, 1.0f, y, (int)HWo);
+            gemm(&gemm_fp32, GEMM_N, GEMM_N, Cout, (int)HWo, (int)CKK, 1.0f, weight, (int)CKK, col, (int)HWo, 1.0f, y,
+                 (int)HWo);
         } else {
             /* res[Cout, n*HWo] = W @ col[CKK, n*HWo], then re-laid to NCHW */
             size_t ld = (size_t)n * HWo;
             float *col = scratch, *res = scratch + CKK * ld;
             for (int i = 0; i < n; i++)
                 im2col(col + (size_t)i * HWo, ld, x + (size_t)i * Cin * HWi, Cin, H, W, k, stride, pad, Ho, Wo);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cout, (int)ld, (int)CKK, 1.0f, weight, (int)CKK,
-                        col, (int)ld, 0.0f, res, (int)ld);
+            gemm(&gemm_fp32, GEMM_N, GEMM_N, Cout, (int)ld, (int)CKK, 1.0f, weight, (int)CKK, col, (int)ld, 0.0f, res,
+                 (int)ld);
             fill_bias(y, bias, n, Cout, HWo);
             scatter_add_cols(y, res, n, Cout, HWo);
         }
@@ -219,23 +219,23 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
             if (pw) {
                 /* col is the image itself and dcol is dinp itself */
                 if (dweight)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, (int)CKK, (int)HWo, 1.0f, g,
-                                (int)HWo, x, (int)HWo, 1.0f, dweight, (int)CKK);
+                    gemm(&gemm_fp32, GEMM_N, GEMM_T, Cout, (int)CKK, (int)HWo, 1.0f, g, (int)HWo, x, (int)HWo, 1.0f,
+                         dweight, (int)CKK);
                 if (dx)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CKK, (int)HWo, Cout, 1.0f, weight,
-                                (int)CKK, g, (int)HWo, 1.0f, dx, (int)HWo);
+                    gemm(&gemm_fp32, GEMM_T, GEMM_N, (int)CKK, (int)HWo, Cout, 1.0f, weight, (int)CKK, g, (int)HWo,
+                         1.0f, dx, (int)HWo);
                 continue;
             }
             if (dweight) {
                 /* dW[Cout, CKK] += g[Cout, HWo] @ col^T */
                 im2col(scratch, HWo, x, Cin, H, W, k, stride, pad, Ho, Wo);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, (int)CKK, (int)HWo, 1.0f, g, (int)HWo,
-                            scratch, (int)HWo, 1.0f, dweight, (int)CKK);
+                gemm(&gemm_fp32, GEMM_N, GEMM_T, Cout, (int)CKK, (int)HWo, 1.0f, g, (int)HWo, scratch, (int)HWo, 1.0f,
+                     dweight, (int)CKK);
             }
             if (dx) {
                 /* dcol[CKK, HWo] = W^T @ g, reusing the column buffer */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CKK, (int)HWo, Cout, 1.0f, weight,
-                            (int)CKK, g, (int)HWo, 0.0f, scratch, (int)HWo);
+                gemm(&gemm_fp32, GEMM_T, GEMM_N, (int)CKK, (int)HWo, Cout, 1.0f, weight, (int)CKK, g, (int)HWo, 0.0f,
+                     scratch, (int)HWo);
                 col2im(dx, scratch, HWo, Cin, H, W, k, stride, pad, Ho, Wo);
             }
         } else {
@@ -246,12 +246,12 @@ void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dou
                 for (int i = 0; i < n; i++)
                     im2col(col + (size_t)i * HWo, ld, x + (size_t)i * Cin * HWi, Cin, H, W, k, stride, pad, Ho,
                            Wo);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cout, (int)CKK, (int)ld, 1.0f, gm, (int)ld,
-                            col, (int)ld, 1.0f, dweight, (int)CKK);
+                gemm(&gemm_fp32, GEMM_N, GEMM_T, Cout, (int)CKK, (int)ld, 1.0f, gm, (int)ld, col, (int)ld, 1.0f,
+                     dweight, (int)CKK);
             }
             if (dx) {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CKK, (int)ld, Cout, 1.0f, weight,
-                            (int)CKK, gm, (int)ld, 0.0f, col, (int)ld);
+                gemm(&gemm_fp32, GEMM_T, GEMM_N, (int)CKK, (int)ld, Cout, 1.0f, weight, (int)CKK, gm, (int)ld, 0.0f,
+                     col, (int)ld);
                 for (int i = 0; i < n; i++)
                     col2im(dx + (size_t)i * Cin * HWi, col + (size_t)i * HWo, ld, Cin, H, W, k, stride, pad, Ho,
                            Wo);
@@ -301,8 +301,8 @@ void conv_transpose2d_forward(float *out, const float *inp, const float *weight,
             xm = xg;
         }
         /* col[CKK, n*HW] = Wt^T @ xm */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)CKK, (int)ld, Cin, 1.0f, weight, (int)CKK, xm,
-                    (int)ld, 0.0f, col, (int)ld);
+        gemm(&gemm_fp32, GEMM_T, GEMM_N, (int)CKK, (int)ld, Cin, 1.0f, weight, (int)CKK, xm, (int)ld, 0.0f, col,
+             (int)ld);
         for (int i = 0; i < n; i++)
             col2im(y + (size_t)i * Cout * HWo, col + (size_t)i * HW, ld, Cout, Ho, Wo, k, stride, pad, H, W);
     }
@@ -327,21 +327,21 @@ void conv_transpose2d_backward(float *dinp, float *dweight, float *dbias, const 
             im2col(col + (size_t)i * HW, ld, g + (size_t)i * Cout * HWo, Cout, Ho, Wo, k, stride, pad, H, W);
         if (n == 1) {
             if (dinp)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, (int)HW, (int)CKK, 1.0f, weight,
-                            (int)CKK, col, (int)HW, 1.0f, dinp + (size_t)b0 * Cin * HW, (int)HW);
+                gemm(&gemm_fp32, GEMM_N, GEMM_N, Cin, (int)HW, (int)CKK, 1.0f, weight, (int)CKK, col, (int)HW, 1.0f,
+                     dinp + (size_t)b0 * Cin * HW, (int)HW);
             if (dweight)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cin, (int)CKK, (int)HW, 1.0f, x, (int)HW, col,
-                            (int)HW, 1.0f, dweight, (int)CKK);
+                gemm(&gemm_fp32, GEMM_N, GEMM_T, Cin, (int)CKK, (int)HW, 1.0f, x, (int)HW, col, (int)HW, 1.0f, dweight,
+                     (int)CKK);
         } else {
             float *xm = scratch + CKK * ld; /* [Cin, n*HW] */
             if (dweight) {
                 gather_cols(xm, x, n, Cin, HW);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cin, (int)CKK, (int)ld, 1.0f, xm, (int)ld,
-                            col, (int)ld, 1.0f, dweight, (int)CKK);
+                gemm(&gemm_fp32, GEMM_N, GEMM_T, Cin, (int)CKK, (int)ld, 1.0f, xm, (int)ld, col, (int)ld, 1.0f, dweight,
+                     (int)CKK);
             }
             if (dinp) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cin, (int)ld, (int)CKK, 1.0f, weight,
-                            (int)CKK, col, (int)ld, 0.0f, xm, (int)ld);
+                gemm(&gemm_fp32, GEMM_N, GEMM_N, Cin, (int)ld, (int)CKK, 1.0f, weight, (int)CKK, col, (int)ld, 0.0f, xm,
+                     (int)ld);
                 scatter_add_cols(dinp + (size_t)b0 * Cin * HW, xm, n, Cin, HW);
             }
         }

@@ -1,9 +1,9 @@
 /* linear.c: fully connected layer in PyTorch's nn.Linear layout.
  *   inp[N,C], weight[OC,C], bias[OC] (may be NULL) -> out[N,OC] */
+#include "beit/gemm.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
 
-#include <cblas.h>
 #include <string.h>
 
 /* out[N,OC] = inp[N,C] @ weight^T + bias */
@@ -21,7 +21,7 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
         PROF_END(PROF_GEMM);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
+    gemm(&gemm_fp32, GEMM_N, GEMM_T, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
     PROF_FLOPS(PROF_GEMM, 2.0 * N * C * OC);
     PROF_END(PROF_GEMM);
 }
@@ -33,11 +33,9 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
     PROF_BEGIN(PROF_GEMM);
     PROF_FLOPS(PROF_GEMM, 2.0 * N * C * OC * ((C > 0 && dinp) + (C > 0 && dweight)));
     if (C > 0 && dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f,
-                    dinp, C);
+        gemm(&gemm_fp32, GEMM_N, GEMM_N, N, C, OC, 1.0f, dout, OC, weight, C, 1.0f, dinp, C);
     if (C > 0 && dweight)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight,
-                    C);
+        gemm(&gemm_fp32, GEMM_T, GEMM_N, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
         /* column sums in double over blocks of columns: N can be ~1e5 rows (batch x tokens) */
         enum { BLK = 64 };

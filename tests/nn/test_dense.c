@@ -6,10 +6,12 @@
  * L = sum(out * r) for every input and parameter gradient (eps 1e-2, rtol 1e-2, 3 directions).
  * Gradient buffers start at 0.25 (not 0) so the checks also prove backward ACCUMULATES. */
 #include "beit/error.h"
+#include "beit/gemm.h"
 #include "beit/nn.h"
 #include "beit/rng.h"
 #include "harness.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +62,41 @@ static int close_t(const char *name, const float *got, const float *want, size_t
 static int fd(const char *name, double (*f)(void *), void *ctx, float *x, const float *g, size_t n,
               uint64_t seed) {
     return t_fd_check(name, f, ctx, x, g, n, FD_EPS, FD_RTOL, FD_FLOOR, FD_DIRS, seed);
+}
+
+/* ================================ gemm ================================ */
+/* gemm() in fp32 is the direct cblas_sgemm, bit for bit, for every transpose pair with
+ * leading dimensions wider than the matrices; gemm_batched() is the loop of gemm() calls
+ * (a stride of 0 repeats an operand; beta = 1 accumulates into each C). */
+static float *uniform_buf(size_t n, uint64_t seed) {
+    float *p = keep(xmalloc((n + 1) * sizeof(float)));
+    rng_t r = rng_stream(seed, RNG_TEST, 11, 0);
+    for (size_t i = 0; i < n; i++) p[i] = rng_uniform(&r) - 0.5f;
+    return p;
+}
+static void test_gemm(void) {
+    const int M = 7, N = 9, K = 5, ld = 12, batch = 3;
+    const size_t sz = (size_t)ld * ld, strideA = sz, strideC = sz;
+    float *A = uniform_buf(batch * sz, 1), *B = uniform_buf(sz, 2), *C0 = uniform_buf(batch * sz, 3);
+    float *want = keep(xmalloc(batch * sz * sizeof(float))), *got = keep(xmalloc(batch * sz * sizeof(float)));
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            memcpy(want, C0, sz * sizeof(float));
+            memcpy(got, C0, sz * sizeof(float));
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K,
+                        0.75f, A, ld, B, ld, 0.5f, want, ld);
+            gemm(&gemm_fp32, ta ? GEMM_T : GEMM_N, tb ? GEMM_T : GEMM_N, M, N, K, 0.75f, A, ld, B, ld, 0.5f, got,
+                 ld);
+            t_ok(!memcmp(want, got, sz * sizeof(float)), "gemm fp32 = cblas_sgemm (ta=%d tb=%d)", ta, tb);
+        }
+    memcpy(want, C0, batch * sz * sizeof(float));
+    memcpy(got, C0, batch * sz * sizeof(float));
+    for (int i = 0; i < batch; i++)
+        gemm(&gemm_fp32, GEMM_N, GEMM_T, M, N, K, 1.0f, A + i * strideA, ld, B, ld, 1.0f, want + i * strideC, ld);
+    gemm_batched(&gemm_fp32, GEMM_N, GEMM_T, M, N, K, 1.0f, A, ld, strideA, B, ld, 0, 1.0f, got, ld, strideC,
+                 batch);
+    t_ok(!memcmp(want, got, batch * sz * sizeof(float)), "gemm_batched = its loop of gemm calls");
+    release();
 }
 
 /* ================================ linear ================================ */
@@ -624,6 +661,7 @@ static void test_gumbel(void) {
 
 int main(void) {
     FX = fx_open("nn.h5");
+    test_gemm();
     test_linear();
     test_layernorm("layernorm", 7, 13);
     test_layernorm("layernorm_wide", 5, 40);

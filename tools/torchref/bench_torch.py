@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""PyTorch side of tools/bench (issue 7): the same models and steps as `beit bench`, on CPU,
+"""PyTorch side of tools/bench: the same models and steps as `beit bench`, on CPU,
 one process, torch.set_num_threads(--threads). Debian's torch (1.13) runs its matrix products
 on the system OpenBLAS (libblas.so.3) and its convolutions on its bundled oneDNN: what a
 PyTorch user of this machine gets. The driver sets OPENBLAS_NUM_THREADS / OMP_NUM_THREADS to
