@@ -1,6 +1,6 @@
 /* prof.h: where a training step's time goes -- cheap per-category timers (clock_gettime),
  * plus per-step wall time and resident-set size. Off by default; `beit bench ... --profile`
- * (src/cli/cmd_bench.c) switches it on. Used by tools/bench (issue 7's per-op profile).
+ * (src/cli/cmd_bench.c) switches it on. Used by tools/bench (the per-op profile).
  *
  * Categories are EXCLUSIVE: regions nest (attention_forward contains its per-head sgemm and
  * its softmax), and a region's time is charged to its category minus the time of the regions

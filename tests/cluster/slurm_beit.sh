@@ -1,7 +1,7 @@
 #!/bin/bash
 # The batch scripts of jobs/slurm/ on a real single-node Slurm cluster (tests/cluster/slurm_env.sh:
 # munged, slurmctld, slurmd from Debian, started and stopped here), 2 tasks per job, srun
-# --mpi=pmix (issue 6, "Slurm" and "Faults"):
+# --mpi=pmix:
 #   - every stage: dvae.sbatch -> tokenize.sbatch -> pretrain.sbatch -> finetune.sbatch ->
 #     eval.sbatch (a run directory through jobs/eval-checkpoints.sh, and one checkpoint), tiny
 #     Fashion-MNIST models; each job COMPLETES and leaves its outputs;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A full disk and a read-only run directory (issue 6, "Faults"), for real: a tiny tmpfs and a
+# A full disk and a read-only run directory, for real: a tiny tmpfs and a
 # read-only bind mount (tests run as root, where file permissions do not stop writes). Under
 # mpirun -np 2:
 #   - full tmpfs: the checkpoint write fails -> a clear message, exit 7, the previous checkpoint

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One rank killed with SIGKILL under mpirun -np 2 (issue 6, "Faults"; the srun side is in
+# One rank killed with SIGKILL under mpirun -np 2 (the srun side is in
 # tests/cluster/slurm_beit.sh):
 #   - mid-step (between checkpoints): the job ends within 60 s (measured), mpirun names the dead
 #     rank (Open MPI 4.1 prints "process rank 1 with PID 0 on node ...": the PID it shows is 0), every checkpoint left is complete, and --resume auto resumes from the newest one; the

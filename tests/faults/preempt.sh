@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Preemption under mpirun -np 2 (issue 6, "Slurm": the trainer's side): SIGUSR1 or SIGTERM
+# Preemption under mpirun -np 2 (the trainer's side of Slurm preemption): SIGUSR1 or SIGTERM
 # while training makes every rank finish its step, write a checkpoint and exit 8.
 #   - USR1 to rank 1 only: the ranks agree (all-reduce of the flag) and stop after the same
 #     step; exit 8, the log line, the checkpoint of that step complete; --resume auto continues

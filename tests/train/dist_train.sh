@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Training at scale, end to end with tiny models (issue 6, "Communication" and "Sharded
+# Training at scale, end to end with tiny models (communication and sharded
 # checkpoints"), for pre-training, the dVAE and fine-tuning:
 #   - overlapped gradient reduction == blocking, bit for bit, at 2 and 3 ranks (the overlapped
 #     runs really posted their buckets during backward: comm_overlap in metrics.jsonl);
