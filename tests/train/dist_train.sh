@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Training at scale, end to end with tiny models (communication and sharded
-# checkpoints"), for pre-training, the dVAE and fine-tuning:
+# checkpoints), for pre-training, the dVAE and fine-tuning:
 #   - overlapped gradient reduction == blocking, bit for bit, at 2 and 3 ranks (the overlapped
 #     runs really posted their buckets during backward: comm_overlap in metrics.jsonl);
 #   - ZeRO-1 == the replicated optimizer at 2 and 3 ranks (bit for bit; tolerance 0);
