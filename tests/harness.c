@@ -67,10 +67,13 @@ int t_close(const char *name, const float *got, const float *want, size_t n, dou
     int finite = 1;
     for (size_t i = 0; i < n; i++) {
         double g = got[i], w = want[i], d = fabs(g - w);
-        if (!isfinite(g)) finite = 0;
+        /* a NaN/Inf on either side fails: a comparison with NaN is false, so without this a
+         * NaN expected value (a broken fixture) would pass */
+        const int fin = isfinite(g) && isfinite(w);
+        if (!fin) finite = 0;
         double ratio = d / (atol + rtol * fabs(w));
-        if (ratio > worst_ratio || !isfinite(g)) { worst_ratio = isfinite(g) ? ratio : INFINITY; worst = i; }
-        if (ratio > 1.0 || !isfinite(g)) bad++;
+        if (ratio > worst_ratio || !fin) { worst_ratio = fin ? ratio : INFINITY; worst = i; }
+        if (ratio > 1.0 || !fin) bad++;
         if (d > max_abs) max_abs = d;
         if (fabs(w) > max_want) max_want = fabs(w);
     }
@@ -88,7 +91,10 @@ int t_close_norm(const char *name, const float *got, const float *want, size_t n
     int finite = 1;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - want[i]);
-        if (!isfinite(got[i])) finite = 0;
+        if (!isfinite(got[i]) || !isfinite(want[i])) { /* NaN on either side fails (see t_close) */
+            if (finite) worst = i;
+            finite = 0;
+        }
         if (d > max_abs) { max_abs = d; worst = i; }
         if (fabs(want[i]) > max_want) max_want = fabs(want[i]);
     }
