@@ -225,6 +225,17 @@ static void check_against_torch(fixture *fx, const char *cfg, int do_fd) {
     free(g2);
 
     /* ---- finite differences, every tensor (only on the kink-free fd_* states) ---- */
+    if (do_fd) { /* a tensor with an all-zero gradient would compare 0 with 0: none may be dead */
+        int dead = 0;
+        for (int i = 0; i < s.pt.n; i++) {
+            int live = 0;
+            for (size_t j = 0; j < s.pt.t[i].numel && !live; j++) live = grad[s.pt.t[i].offset + j] != 0.0f;
+            if (!live) t_diag("%s: %s has an all-zero gradient", cfg, s.pt.t[i].name);
+            dead += !live;
+        }
+        t_ok(dead == 0, "%s: every one of the %d tensors the FD checks cover has a non-zero gradient (%d dead)", cfg,
+             s.pt.n, dead);
+    }
     for (int i = 0; do_fd && i < s.pt.n; i++) {
         snprintf(name, sizeof name, "%s: FD of the loss wrt %s (tau %.1f, eps %.0e, rtol %.0e)", cfg, s.pt.t[i].name,
                  s.tau, FD_EPS, FD_RTOL);
