@@ -15,17 +15,6 @@
 
 #define PI 3.14159265358979323846
 
-void dvae_dims_from_config(dvae_dims *d, const beit_config *c) {
-    memset(d, 0, sizeof *d);
-    d->in_chans = c->dvae.in_chans;
-    d->image_size = c->dvae.image_size;
-    d->vocab = c->dvae.vocab_size;
-    d->ngroups = c->dvae.widths.n;
-    for (int i = 0; i < d->ngroups && i < DVAE_MAX_GROUPS; i++) d->widths[i] = c->dvae.widths.v[i];
-    d->blocks = c->dvae.blocks_per_group;
-    d->recon = c->dvae.recon == BEIT_RECON_LOGIT_LAPLACE ? DVAE_LOGIT_LAPLACE : DVAE_MSE;
-}
-
 double dvae_temperature(const beit_config *c, int64_t s, int64_t total) {
     int64_t A = c->dvae.temp_anneal_steps > 0 ? c->dvae.temp_anneal_steps : total;
     double a = c->dvae.temp_start, b = c->dvae.temp_end;

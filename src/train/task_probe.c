@@ -44,8 +44,8 @@ static int64_t extract(ft_model *f, const beit_config *c, const char *split, int
     for (int64_t s = 0; s < steps; s++) {
         int k = source_next(&src, 0, s, img8, lab, idx);
         for (int i = 0; i < k; i++)
-            ft_prepare_image(x + (size_t)i * C * S * S, NULL, img8 + (size_t)i * src.H * src.W * src.C, NULL, src.H,
-                             src.W, src.C, &whole, S, src.mean, src.std);
+            input_image(x + (size_t)i * C * S * S, img8 + (size_t)i * src.H * src.W * src.C, src.H, src.W, src.C,
+                        &whole, S, src.mean, src.std);
         if (k > 0) {
             vit_forward(&f->m, &f->pt, x, NULL, NULL, k);
             for (int j = 0; j < nb; j++) {
