@@ -18,37 +18,35 @@
 
 static int grid_of(int image_size, int ngroups) { return image_size >> (ngroups - 1); }
 
-/* The tokenizer, as trained: from the config stored in its checkpoint; the dvae.* keys the
- * job gives must describe it. */
-static void open_tokenizer(ckpt_model *cm, const beit_config *c, const char *src) {
-    ckpt_reader cr;
-    ckpt_open(&cr, c->tokenize.checkpoint);
-    if (strcmp(cr.kind, "dvae") != 0)
+/* The tokenizer, as trained: the config stored in its checkpoint (cr, left open) gives its
+ * dims; the dvae.* keys the job gives must describe it. */
+static void tokenizer_dims(dvae_dims *dd, ckpt_reader *cr, const beit_config *c, const char *src) {
+    ckpt_open(cr, c->tokenize.checkpoint);
+    if (strcmp(cr->kind, "dvae") != 0)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: a checkpoint of kind '%s', expected a dVAE tokenizer (kind 'dvae')",
-                        cr.path, cr.kind);
-    char *cname = xasprintf("%s (stored config)", cr.path);
-    model_from_checkpoint(cm, &cr, MODEL_DVAE, cname, 0);
+                        cr->path, cr->kind);
+    beit_config cc;
+    char *cname = xasprintf("%s (stored config)", cr->path);
+    config_load_string(&cc, cr->config_yaml, cname);
     free(cname);
-    dvae_dims dd;
-    dvae_dims_from_config(&dd, &cm->c);
-    const int S = dd.image_size, h = grid_of(dd.image_size, dd.ngroups), V = dd.vocab;
+    dvae_dims_from_config(dd, &cc);
+    const int S = dd->image_size, h = grid_of(dd->image_size, dd->ngroups), V = dd->vocab;
     if (V > 65535)
         beit_fatal_user(BEIT_EXIT_MISMATCH,
-                        "%s: vocab_size %d does not fit the token store's uint16 tokens (max 65535)", cr.path, V);
+                        "%s: vocab_size %d does not fit the token store's uint16 tokens (max 65535)", cr->path, V);
     if (config_key_given(c, "dvae.vocab_size") && c->dvae.vocab_size != V)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.vocab_size = %d, but the tokenizer %s has vocab_size %d", src,
-                        c->dvae.vocab_size, cr.path, V);
+                        c->dvae.vocab_size, cr->path, V);
     if ((config_key_given(c, "dvae.image_size") || config_key_given(c, "dvae.widths")) &&
         grid_of(c->dvae.image_size, c->dvae.widths.n) != h)
         beit_fatal_user(BEIT_EXIT_MISMATCH,
                         "%s: dvae.image_size %d and %d widths give a %dx%d token grid, but the tokenizer %s gives "
                         "%dx%d (image_size %d, %d widths)",
                         src, c->dvae.image_size, c->dvae.widths.n, grid_of(c->dvae.image_size, c->dvae.widths.n),
-                        grid_of(c->dvae.image_size, c->dvae.widths.n), cr.path, h, h, S, dd.ngroups);
-    if (config_key_given(c, "dvae.in_chans") && c->dvae.in_chans != dd.in_chans)
+                        grid_of(c->dvae.image_size, c->dvae.widths.n), cr->path, h, h, S, dd->ngroups);
+    if (config_key_given(c, "dvae.in_chans") && c->dvae.in_chans != dd->in_chans)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.in_chans = %d, but the tokenizer %s has in_chans %d", src,
-                        c->dvae.in_chans, cr.path, dd.in_chans);
-    ckpt_close(&cr);
+                        c->dvae.in_chans, cr->path, dd->in_chans);
 }
 
 /* One pass over the store: the state every split shares. */
@@ -131,14 +129,14 @@ static int64_t tokenize_split(tok_pass *p, const char *split, int64_t nsplit, in
 }
 
 /* The dataset must exist with its splits and fit the tokenizer. */
-static void check_store(const beit_config *c, beit_store *st, const dvae_model *m, const char *ckpt) {
-    const int H = store_height(st), W = store_width(st), C = store_channels(st), S = m->S;
+static void check_store(const beit_config *c, beit_store *st, const dvae_dims *dd, const char *ckpt) {
+    const int H = store_height(st), W = store_width(st), C = store_channels(st), S = dd->image_size;
     if (!store_has_split(st, c->data.split)) store_split_count(st, c->data.split); /* BEIT_EXIT_DATA naming it */
     if (config_key_given(c, "data.eval_split") && !store_has_split(st, c->data.eval_split))
         store_split_count(st, c->data.eval_split);
-    if (C != m->C)
+    if (C != dd->in_chans)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: images have %d channel%s, but the tokenizer %s takes in_chans %d",
-                        c->data.path, C, C == 1 ? "" : "s", ckpt, m->C);
+                        c->data.path, C, C == 1 ? "" : "s", ckpt, dd->in_chans);
     if (H < S || W < S)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: images are %dx%d, smaller than the tokenizer input %dx%d (%s)",
                         c->data.path, H, W, S, S, ckpt);
@@ -146,14 +144,20 @@ static void check_store(const beit_config *c, beit_store *st, const dvae_model *
 
 int tokenize_store(const beit_config *c, const char *src, const beit_dist *d) {
     const int K = c->tokenize.views;
-    ckpt_model cm;
-    open_tokenizer(&cm, c, src);
-    dvae_model *m = &cm.dvae;
-    const int S = m->S, h = m->h, V = m->V;
+    ckpt_reader cr;
+    dvae_dims dd;
+    tokenizer_dims(&dd, &cr, c, src);
 
     beit_store *st = store_open(c->data.path, d->comm);
     const int H = store_height(st), W = store_width(st), C = store_channels(st);
-    check_store(c, st, m, c->tokenize.checkpoint);
+    check_store(c, st, &dd, cr.path);
+    ckpt_model cm;
+    char *cname = xasprintf("%s (stored config)", cr.path);
+    model_from_checkpoint(&cm, &cr, MODEL_DVAE, cname, 0);
+    free(cname);
+    ckpt_close(&cr);
+    dvae_model *m = &cm.dvae;
+    const int S = m->S, h = m->h, V = m->V;
     char sha[65] = {0};
     int sha_ok = 1;
     if (d->rank == 0) sha_ok = beit_sha256_file(c->tokenize.checkpoint, sha) == 0;

@@ -23,17 +23,22 @@
 #include <string.h>
 
 /* ---- the training task ---- */
+/* The fine-tuning task. Shapes: n = local_max, H x W x C stored images, S = model.img_size,
+ * NC = classes, L = depth. */
 typedef struct {
     const beit_config *c;
     ft_model f;
     data_source src;
-    int local_max, micro, S;
-    uint8_t *img8, *lab8, *labc; /* images, stored label maps, cropped label maps */
-    int32_t *labels;
-    int64_t *idx;
-    int64_t *conf; /* [NC,NC] segmentation: the step's confusion matrix */
-    float *x, *dp;
-    int n_local;
+    int local_max, micro, S; /* samples per step on this rank (at most); per forward; input side */
+    uint8_t *img8;    /* [n,H,W,C] the step's stored images */
+    uint8_t *lab8;    /* [n,H,W] stored label maps (segmentation) */
+    uint8_t *labc;    /* [n,S,S] label maps through the crop (segmentation) */
+    int32_t *labels;  /* [n] image labels (classification) */
+    int64_t *idx;     /* [n] sample indices */
+    int64_t *conf;    /* [NC,NC] segmentation: the step's confusion matrix */
+    float *x;         /* [n,C,S,S] normalised model input */
+    float *dp;        /* [L,micro] drop-path scales */
+    int n_local;      /* samples of this step on this rank */
 } ft_task;
 
 static double ft_prepare(void *ctx, int64_t step) {
@@ -97,7 +102,34 @@ static void ft_fwd_bwd(void *ctx, int64_t step, double global_count, double *sum
     }
 }
 
-static int64_t nsteps_done(const train_result *r) { return r->steps_done; }
+/* Evaluation on the eval split: eval.json and the final line. */
+static int ft_eval_hook(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d,
+                        eval_results *out) {
+    ft_task *t = ctx;
+    const beit_config *c = t->c;
+    const int seg = t->f.seg;
+    ft_eval_result e = ft_evaluate(&t->f, c, c->data.path, c->data.eval_split, d, NULL);
+    eval_put_str(out, "task", seg ? "segmentation" : "classification");
+    eval_put_str(out, "split", c->data.eval_split);
+    eval_put_int(out, "n", e.n);
+    if (!seg) {
+        eval_put_num(out, "top1", "%.6f", e.top1);
+        eval_put_num(out, "top5", "%.6f", e.top5);
+    } else {
+        eval_put_num(out, "miou", "%.6f", e.miou);
+        eval_put_num(out, "pixel_acc", "%.6f", e.pixel_acc);
+    }
+    eval_put_num(out, "loss", "%.6f", e.loss);
+    eval_put_int(out, "steps", res->steps_done);
+    eval_put_str(out, "init", o->init);
+    if (!seg)
+        beit_log("final %s accuracy: top-1 %.2f%% top-5 %.2f%% on %lld images (loss %.4f; chance %.1f%%)",
+                 c->data.eval_split, 100 * e.top1, 100 * e.top5, (long long)e.n, e.loss, 100.0 / t->f.ncls);
+    else
+        beit_log("final %s segmentation: mIoU %.2f%% over %d classes, pixel accuracy %.2f%% on %lld images",
+                 c->data.eval_split, 100 * e.miou, e.classes_counted, 100 * e.pixel_acc, (long long)e.n);
+    return 1;
+}
 
 int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
     const int seg = c->finetune.task == BEIT_FT_SEGMENTATION;
@@ -162,31 +194,9 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     task.metric_names[1] = seg ? "pixel_acc" : "acc";
     task.prepare = ft_prepare;
     task.forward_backward = ft_fwd_bwd;
-    train_result res = train_run(&task, c, o, d);
+    task.evaluate = ft_eval_hook;
+    train_run(&task, c, o, d);
 
-    /* evaluation on the eval split */
-    ft_eval_result e = ft_evaluate(&t->f, c, c->data.path, c->data.eval_split, d, NULL);
-    if (d->rank == 0) {
-        char *p = xasprintf("%s/eval.json", o->out_dir);
-        FILE *fp = fopen(p, "w");
-        if (!fp) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", p, strerror(errno));
-        if (!seg)
-            fprintf(fp, "{\"task\": \"classification\", \"split\": \"%s\", \"n\": %lld, \"top1\": %.6f, \"top5\": %.6f, "
-                        "\"loss\": %.6f, \"steps\": %lld, \"init\": \"%s\"}\n",
-                    c->data.eval_split, (long long)e.n, e.top1, e.top5, e.loss, (long long)nsteps_done(&res), o->init);
-        else
-            fprintf(fp, "{\"task\": \"segmentation\", \"split\": \"%s\", \"n\": %lld, \"miou\": %.6f, \"pixel_acc\": %.6f, "
-                        "\"loss\": %.6f, \"steps\": %lld, \"init\": \"%s\"}\n",
-                    c->data.eval_split, (long long)e.n, e.miou, e.pixel_acc, e.loss, (long long)nsteps_done(&res), o->init);
-        fclose(fp);
-        free(p);
-    }
-    if (!seg)
-        beit_log("final %s accuracy: top-1 %.2f%% top-5 %.2f%% on %lld images (loss %.4f; chance %.1f%%)",
-                 c->data.eval_split, 100 * e.top1, 100 * e.top5, (long long)e.n, e.loss, 100.0 / ncls);
-    else
-        beit_log("final %s segmentation: mIoU %.2f%% over %d classes, pixel accuracy %.2f%% on %lld images",
-                 c->data.eval_split, 100 * e.miou, e.classes_counted, 100 * e.pixel_acc, (long long)e.n);
     source_close(&t->src);
     ft_model_free(&t->f);
     free(t->img8);

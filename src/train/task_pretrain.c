@@ -236,6 +236,33 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
     return e;
 }
 
+/* With a token store, after a finished run (or one of --steps): eval.json. */
+static int pre_eval_hook(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d,
+                         eval_results *out) {
+    pre_task *t = ctx;
+    const beit_config *c = t->c;
+    if (!(t->tok && (res->steps_done >= train_total_steps(c, source_steps_per_epoch(&t->src)) || o->max_steps >= 0) &&
+          tokens_count(t->tok, c->data.eval_split) >= 0))
+        return 0;
+    double t0 = beit_now();
+    pre_eval e = pre_evaluate(t, d);
+    beit_log("eval on '%s' (%lld images, %lld masked tokens): loss %.4f, masked-token accuracy %.4f; "
+             "always-most-frequent-token accuracy %.4f; token marginal entropy %.4f nats (ln V = %.4f) (%.1fs)",
+             c->data.eval_split, (long long)e.n, (long long)e.masked, e.loss, e.acc, e.majority_acc,
+             e.marginal_entropy, log((double)t->m.d.vocab), beit_now() - t0);
+    eval_put_str(out, "task", "pretrain");
+    eval_put_str(out, "split", c->data.eval_split);
+    eval_put_int(out, "step", res->steps_done);
+    eval_put_int(out, "n", e.n);
+    eval_put_int(out, "masked", e.masked);
+    eval_put_num(out, "loss", "%.8g", e.loss);
+    eval_put_num(out, "mim_acc", "%.8g", e.acc);
+    eval_put_num(out, "majority_acc", "%.8g", e.majority_acc);
+    eval_put_num(out, "marginal_entropy", "%.8g", e.marginal_entropy);
+    eval_put_num(out, "train_loss_last", "%.8g", res->last_loss);
+    return 1;
+}
+
 static int64_t ipow2(int64_t x) { return x * x; }
 
 int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
@@ -326,30 +353,9 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     task.metric_names[1] = "mim_acc";
     task.prepare = pre_prepare;
     task.forward_backward = pre_fwd_bwd;
-    train_result res = train_run(&task, c, o, d);
+    task.evaluate = pre_eval_hook;
+    train_run(&task, c, o, d);
 
-    if (t->tok && (res.steps_done >= train_total_steps(c, task.steps_per_epoch) || o->max_steps >= 0) &&
-        tokens_count(t->tok, c->data.eval_split) >= 0) {
-        double t0 = beit_now();
-        pre_eval e = pre_evaluate(t, d);
-        beit_log("eval on '%s' (%lld images, %lld masked tokens): loss %.4f, masked-token accuracy %.4f; "
-                 "always-most-frequent-token accuracy %.4f; token marginal entropy %.4f nats (ln V = %.4f) (%.1fs)",
-                 c->data.eval_split, (long long)e.n, (long long)e.masked, e.loss, e.acc, e.majority_acc,
-                 e.marginal_entropy, log((double)vd.vocab), beit_now() - t0);
-        if (d->rank == 0) {
-            char *p = xasprintf("%s/eval.json", o->out_dir);
-            FILE *f = fopen(p, "w");
-            if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s", p);
-            fprintf(f,
-                    "{\"task\": \"pretrain\", \"split\": \"%s\", \"step\": %lld, \"n\": %lld, \"masked\": %lld, "
-                    "\"loss\": %.8g, \"mim_acc\": %.8g, \"majority_acc\": %.8g, \"marginal_entropy\": %.8g, "
-                    "\"train_loss_last\": %.8g}\n",
-                    c->data.eval_split, (long long)res.steps_done, (long long)e.n, (long long)e.masked, e.loss, e.acc,
-                    e.majority_acc, e.marginal_entropy, res.last_loss);
-            fclose(f);
-            free(p);
-        }
-    }
     if (t->tok) tokens_close(t->tok);
     source_close(&t->src);
     if (t->online) {
