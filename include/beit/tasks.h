@@ -1,5 +1,6 @@
 /* tasks.h: what each training command computes per step (the train_task of train.h) and its
- * end-of-run evaluation. One file per task under src/train/. */
+ * end-of-run evaluation. One file per task under src/train/. The dims of a job's models:
+ * modelcfg.h (included). */
 #ifndef BEIT_TASKS_H
 #define BEIT_TASKS_H
 
@@ -7,11 +8,11 @@
 #include "beit/comm.h"
 #include "beit/dvae.h"
 #include "beit/masking.h"
+#include "beit/modelcfg.h"
 #include "beit/train.h"
 #include "beit/vit.h"
 
 /* ---- dVAE tokenizer (src/train/task_dvae.c) ---- */
-void dvae_dims_from_config(dvae_dims *d, const beit_config *c);
 /* Gumbel-softmax temperature at step s: cosine from temp_start to temp_end over
  * temp_anneal_steps (0 = the whole run), then temp_end. */
 double dvae_temperature(const beit_config *c, int64_t s, int64_t total_steps);
@@ -35,8 +36,7 @@ dvae_eval_result dvae_evaluate(dvae_model *m, const param_table *pt, const beit_
                                const beit_dist *d, const char *png_path);
 
 /* ---- masked image modeling (src/train/task_pretrain.c) ---- */
-/* The model and mask settings of a job. head: HEAD_TOKENS or HEAD_PIXELS. */
-void vit_dims_from_config(vit_dims *d, const beit_config *c, int head);
+/* The mask settings of a job (the model's: vit_dims_from_config, modelcfg.h). */
 void mask_params_from_config(mask_params *p, const beit_config *c);
 /* beit pretrain: MIM on the token store (or pixels / an online tokenizer), checkpoints of
  * kind "beit-pretrain", then masked-token accuracy on data.eval_split (eval.json). */

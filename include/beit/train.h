@@ -48,6 +48,39 @@
 #include <stdio.h>
 
 #define TRAIN_MAX_METRICS 16
+#define EVAL_MAX_ITEMS 24
+
+/* Named results of an evaluation, in order, as eval.json holds them: one JSON object per line,
+ * {"name": value, ...}. Strings are written between quotes as given (no escaping: the names
+ * of splits, tasks and paths of a job); numbers with their own printf format. */
+typedef enum { EVAL_STR, EVAL_INT, EVAL_NUM } eval_type;
+typedef struct {
+    const char *name;
+    eval_type type;
+    const char *s;    /* EVAL_STR; not copied: must outlive the results */
+    long long i;      /* EVAL_INT, written with %lld */
+    const char *fmt;  /* EVAL_NUM: the printf format of x, e.g. "%.8g", "%.6f" */
+    double x;
+} eval_item;
+typedef struct {
+    int n;
+    eval_item v[EVAL_MAX_ITEMS];
+} eval_results;
+void eval_put_str(eval_results *r, const char *name, const char *s);
+void eval_put_int(eval_results *r, const char *name, long long i);
+void eval_put_num(eval_results *r, const char *name, const char *fmt, double x);
+/* The JSON object line (no newline) into buf, as snprintf (truncated to n). */
+void eval_results_json(const eval_results *r, char *buf, size_t n);
+
+typedef struct train_result train_result;
+
+typedef struct {
+    const char *out_dir;  /* run directory (created) */
+    int64_t max_steps;    /* --steps: stop after this many steps in this invocation (-1: none) */
+    const char *resume;   /* NULL, "auto" or a checkpoint path */
+    const char *source;   /* the job's origin, for messages */
+    const char *init;     /* finetune / probe: the pre-trained checkpoint, or "none" */
+} train_opts;
 
 typedef struct train_task train_task;
 struct train_task {
@@ -67,26 +100,23 @@ struct train_task {
     void (*forward_backward)(void *ctx, int64_t step, double global_count, double *sums);
     /* Optional: extra per-step scalars to log (e.g. temperature), written as name=value. */
     int (*extra_log)(void *ctx, int64_t step, const char **names, double *values, int max);
+    /* Optional: evaluation after the run (every rank; collective as the task needs). Fill out
+     * and return 1 to have the loop write out_dir/eval.json (rank 0), or return 0 (none). */
+    int (*evaluate)(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d, eval_results *out);
 };
 
-typedef struct {
-    const char *out_dir;  /* run directory (created) */
-    int64_t max_steps;    /* --steps: stop after this many steps in this invocation (-1: none) */
-    const char *resume;   /* NULL, "auto" or a checkpoint path */
-    const char *source;   /* the job's origin, for messages */
-    const char *init;     /* finetune / probe: the pre-trained checkpoint, or "none" */
-} train_opts;
 
-typedef struct {
+struct train_result {
     int64_t steps_done;  /* global step count at the end */
     double last_loss;    /* objective at the last step */
     double seconds;
-} train_result;
+};
 
 /* Total optimizer steps of the run: round(epochs * steps_per_epoch), at least 1. */
 int64_t train_total_steps(const beit_config *c, int64_t steps_per_epoch);
 /* Run the loop. Writes out_dir/config.yaml, out_dir/metrics.jsonl (appends on resume),
- * checkpoints out_dir/ckpt-<step>.h5 every train.ckpt_every steps and at the end. On SIGUSR1 or
+ * checkpoints out_dir/ckpt-<step>.h5 every train.ckpt_every steps and at the end, then runs
+ * the task's evaluate hook and writes out_dir/eval.json. On SIGUSR1 or
  * SIGTERM (see above) it checkpoints and exits the process with BEIT_EXIT_PREEMPTED instead of
  * returning. */
 train_result train_run(train_task *t, const beit_config *c, const train_opts *o, const beit_dist *d);

@@ -1,17 +1,14 @@
 /* beit eval: a fine-tuned checkpoint on one split of a store, for batch scripts. Prints ONE
  * JSON line on stdout (rank 0); everything else goes to stderr/log lines. MPI-parallel: ranks
  * split the split and sum the counts, so any number of ranks gives the same line. */
-#include "beit/checkpoint.h"
 #include "beit/error.h"
+#include "beit/eval.h"
 #include "beit/log.h"
-#include "beit/fsutil.h"
-#include "beit/finetune.h"
 #include "commands.h"
 #include "runopts.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static const char *USAGE =
     "usage: beit eval --checkpoint CKPT --data DATA.h5 [--split test] [--batch N] [--png FILE]\n"
@@ -60,27 +57,9 @@ int cmd_eval(int argc, char **argv) {
     beit_dist d;
     dist_init(&d, MPI_COMM_WORLD);
 
-    ckpt_reader r;
-    ckpt_open(&r, ckpt);
-    const int seg = strcmp(r.kind, FT_KIND_SEG) == 0;
-    if (!seg && strcmp(r.kind, FT_KIND_CLS) != 0)
-        beit_fatal_user(BEIT_EXIT_MISMATCH,
-                        "%s: a '%s' checkpoint has no classifier or decoder; beit eval takes a fine-tuned checkpoint "
-                        "(kind %s or %s, from beit finetune)", ckpt, r.kind, FT_KIND_CLS, FT_KIND_SEG);
-    beit_config c;
-    config_load_string(&c, r.config_yaml, ckpt);
-    int64_t ncls = ckpt_param_dim(&r, seg ? "decoder.cls.bias" : "head.bias", 0);
-    if (ncls < 2) beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: no %s tensor (damaged checkpoint?)", ckpt,
-                                  seg ? "decoder.cls.bias" : "head.bias");
-    ft_model f;
-    ft_model_build(&f, &c, seg, (int)ncls, (int)batch);
-    ckpt_load_params(&r, &f.pt);
-    const int64_t step = r.step;
-    char sha[65] = "";
-    if (d.rank == 0 && beit_sha256_file(ckpt, sha) != 0)
-        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read for its sha256", ckpt);
-
-    ft_eval_result e = ft_evaluate(&f, &c, data, split, &d, png);
+    ckpt_eval_result res = eval_checkpoint(ckpt, data, split, (int)batch, png, &d);
+    const int seg = res.seg;
+    const ft_eval_result e = res.e;
     if (d.rank == 0) {
         printf("{\"task\": \"%s\", \"split\": ", seg ? "segmentation" : "classification");
         json_string(stdout, split);
@@ -89,14 +68,14 @@ int cmd_eval(int argc, char **argv) {
         else printf(", \"miou\": %.6f, \"pixel_acc\": %.6f", e.miou, e.pixel_acc);
         printf(", \"checkpoint\": ");
         json_string(stdout, ckpt);
-        printf(", \"checkpoint_sha256\": \"%s\", \"kind\": \"%s\", \"step\": %lld, \"data\": ", sha, r.kind, (long long)step);
+        printf(", \"checkpoint_sha256\": \"%s\", \"kind\": \"%s\", \"step\": %lld, \"data\": ", res.sha256, res.kind,
+               (long long)res.step);
         json_string(stdout, data);
         printf(", \"config\": ");
-        json_string(stdout, r.config_yaml);
+        json_string(stdout, res.config_yaml);
         printf("}\n");
         fflush(stdout);
     }
-    ckpt_close(&r);
-    ft_model_free(&f);
+    eval_checkpoint_free(&res);
     return 0;
 }

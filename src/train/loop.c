@@ -118,37 +118,60 @@ static const char *stop_signal_name(int sig) {
     return sig == SIGUSR1 ? "SIGUSR1" : sig == SIGTERM ? "SIGTERM" : "a signal";
 }
 
-train_result train_run(train_task *t, const beit_config *c, const train_opts *o, const beit_dist *d) {
-    param_table *pt = t->pt;
-    beit_stop_signals_install(); /* until the loop ends: a stop request ends it after a step */
-    const int64_t total = train_total_steps(c, t->steps_per_epoch);
-    const int64_t warm = warmup_steps(c, t->steps_per_epoch);
-    adamw_config acfg = {c->optim.beta1, c->optim.beta2, c->optim.eps, c->optim.weight_decay};
-    char *yaml = config_to_yaml(c);
-
-    /* the reduction layout; ZeRO-1 keeps the AdamW state of the owned chunks only */
+/* The loop's state: the reduction, the optimizer state, the run directory's files and the
+ * logging window. */
+typedef struct {
+    train_task *t;
+    const beit_config *c;
+    const train_opts *o;
+    const beit_dist *d;
+    int64_t total, warm;  /* optimizer steps of the whole run; warmup steps */
+    adamw_config acfg;
+    char *yaml;           /* the resolved job, as config.yaml and in every checkpoint */
     dist_reducer red;
-    dist_reducer_init(&red, d, pt->total, c->dist.bucket_mb);
-    const int zero = c->dist.zero == 1;
-    const int overlap = c->dist.overlap && d->size > 1;
-    const size_t nstate = zero ? red.own_floats : pt->total;
-    float *m = xalloc_floats(nstate ? nstate : 1), *v = xalloc_floats(nstate ? nstate : 1);
-    dist_range *parts = xcalloc((size_t)red.nown + 1, sizeof *parts);
-    for (int i = 0; i < red.nown; i++) {
-        parts[i] = red.own[i];
-        if (!zero) parts[i].off = parts[i].lo; /* replicated state: indexed like the table */
+    int zero, overlap;    /* dist.zero == 1; dist.overlap with more than one rank */
+    size_t nstate;        /* AdamW state floats on this rank */
+    float *m, *v;         /* [nstate] AdamW moments */
+    dist_range *parts;    /* [red.nown] the state's chunks (ckpt_optim_part) */
+    ckpt_optim_part opt;
+    int64_t step;         /* optimizer steps done */
+    char *resume_path;    /* the checkpoint resumed from, or NULL */
+    FILE *mf;             /* metrics.jsonl (rank 0) */
+    double *sums;         /* [2*nmetrics + 1] the step's metric sums/counts + gradient sum of squares */
+    double *acc;          /* [2*nmetrics] metric sums/counts over the logging window */
+    double t_start, t_window;
+    int64_t window_steps, first_step;
+    uint64_t bytes_window, early_window, posted_window;
+    double wait_window;
+    int warned_passes;
+} loop_state;
+
+/* The reduction layout; ZeRO-1 keeps the AdamW state of the owned chunks only. */
+static void loop_state_init(loop_state *L) {
+    const beit_config *c = L->c;
+    param_table *pt = L->t->pt;
+    dist_reducer_init(&L->red, L->d, pt->total, c->dist.bucket_mb);
+    L->zero = c->dist.zero == 1;
+    L->overlap = c->dist.overlap && L->d->size > 1;
+    L->nstate = L->zero ? L->red.own_floats : pt->total;
+    L->m = xalloc_floats(L->nstate ? L->nstate : 1);
+    L->v = xalloc_floats(L->nstate ? L->nstate : 1);
+    L->parts = xcalloc((size_t)L->red.nown + 1, sizeof *L->parts);
+    for (int i = 0; i < L->red.nown; i++) {
+        L->parts[i] = L->red.own[i];
+        if (!L->zero) L->parts[i].off = L->parts[i].lo; /* replicated state: indexed like the table */
     }
-    ckpt_optim_part opt = {m, v, red.nown, parts};
+    L->opt = (ckpt_optim_part){L->m, L->v, L->red.nown, L->parts};
+}
 
-    if (d->rank == 0 && beit_mkdir_p(o->out_dir) != 0)
-        beit_fatal_user(BEIT_EXIT_IO, "cannot create run directory %s: %s", o->out_dir, strerror(errno));
-    dist_barrier(d);
-
-    /* resume: rank 0 picks the checkpoint (the newest complete one), every rank reads it */
-    int64_t step = 0;
-    char *resume_path = NULL;
+/* Resume: rank 0 picks the checkpoint (the newest complete one), every rank reads it. A
+ * fresh run must not clobber another run's checkpoints and metrics. */
+static void loop_resume(loop_state *L) {
+    const train_opts *o = L->o;
+    const beit_dist *d = L->d;
+    param_table *pt = L->t->pt;
     if (o->resume) {
-        if (strcmp(o->resume, "auto") != 0) resume_path = xstrdup(o->resume);
+        if (strcmp(o->resume, "auto") != 0) L->resume_path = xstrdup(o->resume);
         else {
             char *p = d->rank == 0 ? ckpt_find_latest(o->out_dir) : NULL;
             int len = p ? (int)strlen(p) + 1 : 0;
@@ -157,227 +180,310 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
                 if (!p) p = xmalloc((size_t)len);
                 MPI_CHECK(MPI_Bcast(p, len, MPI_CHAR, 0, d->comm));
             }
-            resume_path = p;
+            L->resume_path = p;
         }
-        if (!resume_path && strcmp(o->resume, "auto") != 0)
+        if (!L->resume_path && strcmp(o->resume, "auto") != 0)
             beit_fatal_user(BEIT_EXIT_CHECKPOINT, "--resume: no checkpoint given");
     }
-    if (!o->resume) { /* a fresh run must not clobber another run's checkpoints and metrics */
+    if (!o->resume) {
         char *prev = ckpt_find_latest(o->out_dir);
         if (prev)
             beit_fatal_user(BEIT_EXIT_USAGE,
                             "%s already holds checkpoints (%s): continue that run with --resume auto, or give "
                             "another --out", o->out_dir, prev);
     }
-    if (resume_path) {
+    if (L->resume_path) {
+        const char *path = L->resume_path;
         ckpt_reader r;
-        ckpt_open(&r, resume_path);
-        if (strcmp(r.kind, t->kind) != 0)
-            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: a '%s' checkpoint, this run trains '%s'", resume_path, r.kind, t->kind);
+        ckpt_open(&r, path);
+        if (strcmp(r.kind, L->t->kind) != 0)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: a '%s' checkpoint, this run trains '%s'", path, r.kind, L->t->kind);
         ckpt_load_params(&r, pt);
-        if (zero) ckpt_load_optim_part(&r, pt, &opt); /* this rank's shard */
-        else ckpt_load_optim(&r, pt, m, v);            /* the whole state, on every rank */
-        step = r.step;
+        if (L->zero) ckpt_load_optim_part(&r, pt, &L->opt); /* this rank's shard */
+        else ckpt_load_optim(&r, pt, L->m, L->v);           /* the whole state, on every rank */
+        L->step = r.step;
         if (r.nranks != d->size)
             beit_log("resuming a checkpoint of %d rank%s on %d: the optimizer state is re-sharded; the global batch "
                      "and the data order are unchanged", r.nranks, r.nranks == 1 ? "" : "s", d->size);
         ckpt_close(&r);
-        beit_log("resumed from %s at step %lld", resume_path, (long long)step);
+        beit_log("resumed from %s at step %lld", path, (long long)L->step);
     } else if (o->resume) {
         beit_log("--resume auto: no checkpoint in %s, starting from step 0", o->out_dir);
     }
+}
 
+/* config.yaml and metrics.jsonl (rank 0), and the run's opening lines. */
+static void loop_open_run(loop_state *L) {
+    const train_task *t = L->t;
+    const beit_dist *d = L->d;
+    const dist_reducer *red = &L->red;
     if (d->rank == 0) {
-        char *p = xasprintf("%s/config.yaml", o->out_dir);
-        write_text(p, yaml);
+        char *p = xasprintf("%s/config.yaml", L->o->out_dir);
+        write_text(p, L->yaml);
         free(p);
     }
-    FILE *mf = d->rank == 0 ? open_metrics(o->out_dir, resume_path != NULL, step) : NULL;
+    L->mf = d->rank == 0 ? open_metrics(L->o->out_dir, L->resume_path != NULL, L->step) : NULL;
 
     beit_log("%s: %lld steps (%lld per epoch, %.3g epochs), global batch %d on %d rank%s, %zu parameters",
-             t->kind, (long long)total, (long long)t->steps_per_epoch, c->train.epochs, t->images_per_step,
-             d->size, d->size > 1 ? "s" : "", pt->total);
+             t->kind, (long long)L->total, (long long)t->steps_per_epoch, L->c->train.epochs, t->images_per_step,
+             d->size, d->size > 1 ? "s" : "", t->pt->total);
     if (d->size > 1)
         beit_log("gradient reduction: %d bucket%s (first %zu floats, then %zu), fixed rank-order sums, %s; optimizer "
                  "state %s (rank 0 holds %zu of %zu floats)",
-                 red.nb, red.nb == 1 ? "" : "s", red.first_floats, red.bucket_floats,
-                 overlap ? "overlapped with the last backward pass" : "after the backward pass",
-                 zero ? "sharded over the ranks (ZeRO-1)" : "replicated", nstate, pt->total);
+                 red->nb, red->nb == 1 ? "" : "s", red->first_floats, red->bucket_floats,
+                 L->overlap ? "overlapped with the last backward pass" : "after the backward pass",
+                 L->zero ? "sharded over the ranks (ZeRO-1)" : "replicated", L->nstate, t->pt->total);
+}
 
-    int64_t stop = total;
-    if (o->max_steps >= 0 && step + o->max_steps < stop) stop = step + o->max_steps;
+/* Forward and backward of the step, the gradient reduction, the step's metrics and gradient
+ * norm over all ranks (into L->sums), the non-finite check. Returns the objective; *gnorm_out
+ * the global gradient norm. */
+static double loop_gradients(loop_state *L, double *gnorm_out) {
+    train_task *t = L->t;
+    const beit_dist *d = L->d;
+    param_table *pt = t->pt;
+    dist_reducer *red = &L->red;
     const int nm = t->nmetrics;
-    double *sums = xcalloc((size_t)(2 * nm + 1), sizeof(double)); /* + this rank's gradient sum of squares */
-    double *acc = xcalloc((size_t)(2 * nm), sizeof(double));      /* over the logging window */
-    double t_start = beit_now(), t_window = t_start;
-    int64_t window_steps = 0, first_step = step;
+    params_zero_grad(pt);
+    PROF_BEGIN(PROF_DATA);
+    double count = t->prepare(t->ctx, L->step);
+    PROF_END(PROF_DATA);
+    PROF_BEGIN(PROF_COMM);
+    dist_sum_f64_ordered(d, &count, 1);
+    PROF_END(PROF_COMM);
+    memset(L->sums, 0, (size_t)(2 * nm + 1) * sizeof(double));
+    dist_reduce_begin(red, pt->grad, !L->zero);
+    overlap_ctx oc = {red, pt->total, backward_passes(L->c, t->images_per_step, d), 0};
+    if (L->overlap) {
+        pt->grad_ready = overlap_hook;
+        pt->grad_ready_ctx = &oc;
+    }
+    t->forward_backward(t->ctx, L->step, count, L->sums);
+    pt->grad_ready = NULL;
+    pt->grad_ready_ctx = NULL;
+    if (L->overlap && oc.passes != oc.expected && !L->warned_passes) {
+        beit_log_all("step %lld: %d backward pass%s, the loop expected %d: the gradient reduction ran after the "
+                     "backward pass (correct, not overlapped)", (long long)L->step + 1, oc.passes,
+                     oc.passes == 1 ? "" : "es", oc.expected);
+        L->warned_passes = 1;
+    }
+    PROF_BEGIN(PROF_COMM);
+    dist_reduce_end(red);
+    PROF_END(PROF_COMM);
+    /* the global gradient norm: each rank's sum of squares over the chunks it owns (final
+     * there in both modes), summed in rank order with the metrics */
+    double ss = 0;
+    PROF_BEGIN(PROF_OPTIM);
+    for (int i = 0; i < red->nown; i++)
+        for (size_t k = red->own[i].lo; k < red->own[i].hi; k++) ss += (double)pt->grad[k] * pt->grad[k];
+    PROF_END(PROF_OPTIM);
+    L->sums[2 * nm] = ss;
+    PROF_BEGIN(PROF_COMM);
+    dist_sum_f64_ordered(d, L->sums, (size_t)(2 * nm + 1));
+    PROF_END(PROF_COMM);
+    double loss = L->sums[0] / (L->sums[1] > 0 ? L->sums[1] : 1);
+    double gnorm = sqrt(L->sums[2 * nm]);
+    if (!isfinite(loss) || !isfinite(gnorm))
+        beit_fatal_user(BEIT_EXIT_NONFINITE,
+                        "step %lld: %s is %s (loss %g, gradient norm %g); stopping. The last checkpoint in %s "
+                        "is intact: lower optim.lr or raise optim.warmup_*, then --resume auto",
+                        (long long)L->step + 1, !isfinite(loss) ? "the loss" : "the gradient norm",
+                        isnan(!isfinite(loss) ? loss : gnorm) ? "NaN" : "Inf", loss, gnorm, L->o->out_dir);
+    *gnorm_out = gnorm;
+    return loss;
+}
+
+/* Clipping and AdamW at rate lr: on the owned chunks and an all-gather (ZeRO-1), or on the
+ * whole table. */
+static void loop_update(loop_state *L, double gnorm, double lr) {
+    param_table *pt = L->t->pt;
+    const beit_config *c = L->c;
+    PROF_BEGIN(PROF_OPTIM);
+    if (L->zero) {
+        for (int i = 0; i < L->red.nown; i++) {
+            const dist_range *q = &L->red.own[i];
+            grad_clip_scale(pt->grad + q->lo, q->hi - q->lo, gnorm, c->optim.clip_grad);
+            adamw_step_range(pt, q->lo, q->hi, L->m + q->off, L->v + q->off, lr, &L->acfg, L->step + 1);
+        }
+        PROF_BEGIN(PROF_COMM);
+        dist_allgather_owned(&L->red, pt->data);
+        PROF_END(PROF_COMM);
+    } else {
+        grad_clip_scale(pt->grad, pt->total, gnorm, c->optim.clip_grad);
+        adamw_step_range(pt, 0, pt->total, L->m, L->v, lr, &L->acfg, L->step + 1);
+    }
+    PROF_END(PROF_OPTIM);
+}
+
+/* The logging window's line (stdout) and metrics.jsonl row at step `done`; opens a new
+ * window. */
+static void loop_log(loop_state *L, int64_t done, int64_t stop, double lr, double gnorm) {
+    train_task *t = L->t;
+    const dist_reducer *red = &L->red;
+    const int nm = t->nmetrics;
+    const double *acc = L->acc;
+    double now = beit_now();
+    double dt = now - L->t_window;
+    double ips = dt > 0 ? (double)L->window_steps * t->images_per_step / dt : 0;
+    double per_step = (now - L->t_start) / (double)(done - L->first_step);
+    double eta = per_step * (double)(stop - done);
+    double comm_bytes = (double)(red->bytes_sent - L->bytes_window) / (double)L->window_steps;
+    double comm_wait = (red->wait_s - L->wait_window) / (double)L->window_steps;
+    uint64_t posted = red->buckets_total - L->posted_window;
+    double early = posted ? (double)(red->buckets_early - L->early_window) / (double)posted : 0;
+    const char *xn[8];
+    double xv[8];
+    int nx = t->extra_log ? t->extra_log(t->ctx, L->step, xn, xv, 8) : 0;
+    if (L->d->rank == 0) {
+        FILE *mf = L->mf;
+        char line[2048], eta_s[32], el_s[32];
+        int k = snprintf(line, sizeof line, "step %lld/%lld (ep %.2f)", (long long)done, (long long)L->total,
+                         (double)done / (double)t->steps_per_epoch);
+        for (int i = 0; i < nm && k < (int)sizeof line; i++)
+            k += snprintf(line + k, sizeof line - (size_t)k, " %s %.5g", t->metric_names[i],
+                          acc[2 * i] / (acc[2 * i + 1] > 0 ? acc[2 * i + 1] : 1));
+        for (int i = 0; i < nx && k < (int)sizeof line; i++)
+            k += snprintf(line + k, sizeof line - (size_t)k, " %s %.4g", xn[i], xv[i]);
+        snprintf(line + k, sizeof line - (size_t)k, " lr %.3e gnorm %.3g %.1f img/s elapsed %s eta %s", lr, gnorm, ips,
+                 beit_fmt_duration(now - L->t_start, el_s, sizeof el_s), beit_fmt_duration(eta, eta_s, sizeof eta_s));
+        beit_log("%s", line);
+        fprintf(mf, "{\"step\": %lld, \"epoch\": %.4f", (long long)done, (double)done / (double)t->steps_per_epoch);
+        for (int i = 0; i < nm; i++)
+            fprintf(mf, ", \"%s\": %.8g", t->metric_names[i], acc[2 * i] / (acc[2 * i + 1] > 0 ? acc[2 * i + 1] : 1));
+        for (int i = 0; i < nx; i++) fprintf(mf, ", \"%s\": %.8g", xn[i], xv[i]);
+        fprintf(mf, ", \"lr\": %.8g, \"grad_norm\": %.8g, \"images_per_s\": %.4g, \"elapsed_s\": %.3f, \"eta_s\": %.1f"
+                    ", \"comm_bytes\": %.0f, \"comm_wait_s\": %.6f, \"comm_overlap\": %.4f}\n",
+                lr, gnorm, ips, now - L->t_start, eta, comm_bytes, comm_wait, early);
+        fflush(mf);
+    }
+    memset(L->acc, 0, (size_t)(2 * nm) * sizeof(double));
+    L->window_steps = 0;
+    L->t_window = now;
+    L->bytes_window = red->bytes_sent;
+    L->wait_window = red->wait_s;
+    L->early_window = red->buckets_early;
+    L->posted_window = red->buckets_total;
+}
+
+/* The checkpoint of step `done` (every rank; parameters compared first). On preemption it
+ * ends the process with BEIT_EXIT_PREEMPTED. */
+static void loop_checkpoint(loop_state *L, int64_t done, int preempt) {
+    const beit_dist *d = L->d;
+    const train_opts *o = L->o;
+    param_table *pt = L->t->pt;
+    /* every rank must hold the same parameters: compare checksums before writing */
+    uint64_t cs = params_checksum(pt), lo = cs, hi = cs;
+    if (d->size > 1) {
+        MPI_CHECK(MPI_Allreduce(&cs, &lo, 1, MPI_UINT64_T, MPI_MIN, d->comm));
+        MPI_CHECK(MPI_Allreduce(&cs, &hi, 1, MPI_UINT64_T, MPI_MAX, d->comm));
+    }
+    if (lo != hi)
+        beit_fatal(BEIT_EXIT_FAILURE, "step %lld: parameters differ between ranks (checksums %016llx .. %016llx)",
+                   (long long)done, (unsigned long long)lo, (unsigned long long)hi);
+    char *p = xasprintf("%s/ckpt-%08lld.h5", o->out_dir, (long long)done);
+    ckpt_meta meta = {L->t->kind, done, (uint64_t)L->c->seed, L->yaml};
+    ckpt_write_part(p, pt, &L->opt, &meta, d);
+    if (d->rank == 0) ckpt_rotate(o->out_dir, L->c->train.keep_last);
+    beit_log("checkpoint %s (params checksum %016llx, identical on all %d ranks)", p, (unsigned long long)cs, d->size);
+    if (preempt) {
+        /* every rank is here (the stop was agreed): end cleanly with the documented code;
+         * the handlers stay installed, so a further signal cannot kill a rank now */
+        beit_log("preempted at step %lld: checkpoint %s written; resume with --resume auto", (long long)done, p);
+        if (L->mf) fclose(L->mf);
+        beit_exit_all(BEIT_EXIT_PREEMPTED);
+    }
+    free(p);
+}
+
+/* A stop request on any rank stops every rank after step `done` (one small all-reduce).
+ * Returns 1 when the run is preempted (stopped before its last step). */
+static int loop_stop_agreed(const loop_state *L, int64_t done, int64_t stop) {
+    int stop_sig = beit_stop_signal();
+    if (L->d->size > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop_sig, 1, MPI_INT, MPI_MAX, L->d->comm));
+    const int preempt = stop_sig != 0 && done < stop;
+    if (stop_sig != 0 && done == stop)
+        beit_log("%s received during step %lld, the last of this run: it ends normally with its checkpoint",
+                 stop_signal_name(stop_sig), (long long)done);
+    if (preempt)
+        beit_log("%s received: stopping after step %lld of %lld, writing a checkpoint", stop_signal_name(stop_sig),
+                 (long long)done, (long long)L->total);
+    return preempt;
+}
+
+/* The task's evaluation after the run, written as out_dir/eval.json (rank 0). */
+static void loop_evaluate(train_task *t, const train_result *res, const train_opts *o, const beit_dist *d) {
+    eval_results er = {0};
+    if (!t->evaluate || !t->evaluate(t->ctx, res, o, d, &er)) return;
+    if (d->rank != 0) return;
+    char line[4096];
+    eval_results_json(&er, line, sizeof line);
+    char *p = xasprintf("%s/eval.json", o->out_dir);
+    FILE *f = fopen(p, "w");
+    if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", p, strerror(errno));
+    fprintf(f, "%s\n", line);
+    fclose(f);
+    free(p);
+}
+
+train_result train_run(train_task *t, const beit_config *c, const train_opts *o, const beit_dist *d) {
+    loop_state L = {.t = t, .c = c, .o = o, .d = d};
+    beit_stop_signals_install(); /* until the loop ends: a stop request ends it after a step */
+    L.total = train_total_steps(c, t->steps_per_epoch);
+    L.warm = warmup_steps(c, t->steps_per_epoch);
+    L.acfg = (adamw_config){c->optim.beta1, c->optim.beta2, c->optim.eps, c->optim.weight_decay};
+    L.yaml = config_to_yaml(c);
+    loop_state_init(&L);
+
+    if (d->rank == 0 && beit_mkdir_p(o->out_dir) != 0)
+        beit_fatal_user(BEIT_EXIT_IO, "cannot create run directory %s: %s", o->out_dir, strerror(errno));
+    dist_barrier(d);
+    loop_resume(&L);
+    loop_open_run(&L);
+
+    int64_t stop = L.total;
+    if (o->max_steps >= 0 && L.step + o->max_steps < stop) stop = L.step + o->max_steps;
+    const int nm = t->nmetrics;
+    L.sums = xcalloc((size_t)(2 * nm + 1), sizeof(double)); /* + this rank's gradient sum of squares */
+    L.acc = xcalloc((size_t)(2 * nm), sizeof(double));      /* over the logging window */
+    L.t_start = beit_now();
+    L.t_window = L.t_start;
+    L.first_step = L.step;
     double last_loss = NAN;
-    uint64_t bytes_window = red.bytes_sent;
-    double wait_window = red.wait_s;
-    uint64_t early_window = red.buckets_early, posted_window = red.buckets_total;
-    int warned_passes = 0;
+    L.bytes_window = L.red.bytes_sent;
+    L.wait_window = L.red.wait_s;
+    L.early_window = L.red.buckets_early;
+    L.posted_window = L.red.buckets_total;
 
     prof_loop_start(); /* step records and timers (prof.h): off unless `beit bench` turned them on */
-    for (; step < stop; step++) {
+    for (; L.step < stop; L.step++) {
         prof_step_begin();
-        double lr = schedule_cosine(step, total, warm, c->optim.lr, c->optim.min_lr, 0.0);
-        params_zero_grad(pt);
-        PROF_BEGIN(PROF_DATA);
-        double count = t->prepare(t->ctx, step);
-        PROF_END(PROF_DATA);
-        PROF_BEGIN(PROF_COMM);
-        dist_sum_f64_ordered(d, &count, 1);
-        PROF_END(PROF_COMM);
-        memset(sums, 0, (size_t)(2 * nm + 1) * sizeof(double));
-        dist_reduce_begin(&red, pt->grad, !zero);
-        overlap_ctx oc = {&red, pt->total, backward_passes(c, t->images_per_step, d), 0};
-        if (overlap) {
-            pt->grad_ready = overlap_hook;
-            pt->grad_ready_ctx = &oc;
-        }
-        t->forward_backward(t->ctx, step, count, sums);
-        pt->grad_ready = NULL;
-        pt->grad_ready_ctx = NULL;
-        if (overlap && oc.passes != oc.expected && !warned_passes) {
-            beit_log_all("step %lld: %d backward pass%s, the loop expected %d: the gradient reduction ran after the "
-                         "backward pass (correct, not overlapped)", (long long)step + 1, oc.passes,
-                         oc.passes == 1 ? "" : "es", oc.expected);
-            warned_passes = 1;
-        }
-        PROF_BEGIN(PROF_COMM);
-        dist_reduce_end(&red);
-        PROF_END(PROF_COMM);
-        /* the global gradient norm: each rank's sum of squares over the chunks it owns (final
-         * there in both modes), summed in rank order with the metrics */
-        double ss = 0;
-        PROF_BEGIN(PROF_OPTIM);
-        for (int i = 0; i < red.nown; i++)
-            for (size_t k = red.own[i].lo; k < red.own[i].hi; k++) ss += (double)pt->grad[k] * pt->grad[k];
-        PROF_END(PROF_OPTIM);
-        sums[2 * nm] = ss;
-        PROF_BEGIN(PROF_COMM);
-        dist_sum_f64_ordered(d, sums, (size_t)(2 * nm + 1));
-        PROF_END(PROF_COMM);
-        double loss = sums[0] / (sums[1] > 0 ? sums[1] : 1);
-        double gnorm = sqrt(sums[2 * nm]);
-        if (!isfinite(loss) || !isfinite(gnorm))
-            beit_fatal_user(BEIT_EXIT_NONFINITE,
-                            "step %lld: %s is %s (loss %g, gradient norm %g); stopping. The last checkpoint in %s "
-                            "is intact: lower optim.lr or raise optim.warmup_*, then --resume auto",
-                            (long long)step + 1, !isfinite(loss) ? "the loss" : "the gradient norm",
-                            isnan(!isfinite(loss) ? loss : gnorm) ? "NaN" : "Inf", loss, gnorm, o->out_dir);
-        PROF_BEGIN(PROF_OPTIM);
-        if (zero) {
-            for (int i = 0; i < red.nown; i++) {
-                const dist_range *q = &red.own[i];
-                grad_clip_scale(pt->grad + q->lo, q->hi - q->lo, gnorm, c->optim.clip_grad);
-                adamw_step_range(pt, q->lo, q->hi, m + q->off, v + q->off, lr, &acfg, step + 1);
-            }
-            PROF_BEGIN(PROF_COMM);
-            dist_allgather_owned(&red, pt->data);
-            PROF_END(PROF_COMM);
-        } else {
-            grad_clip_scale(pt->grad, pt->total, gnorm, c->optim.clip_grad);
-            adamw_step_range(pt, 0, pt->total, m, v, lr, &acfg, step + 1);
-        }
-        PROF_END(PROF_OPTIM);
+        double lr = schedule_cosine(L.step, L.total, L.warm, c->optim.lr, c->optim.min_lr, 0.0);
+        double gnorm;
+        double loss = loop_gradients(&L, &gnorm);
+        loop_update(&L, gnorm, lr);
         last_loss = loss;
-        for (int i = 0; i < 2 * nm; i++) acc[i] += sums[i];
-        window_steps++;
+        for (int i = 0; i < 2 * nm; i++) L.acc[i] += L.sums[i];
+        L.window_steps++;
         prof_step_end();
 
-        int64_t done = step + 1;
-        /* a stop request on any rank stops every rank after this step (one small all-reduce) */
-        int stop_sig = beit_stop_signal();
-        if (d->size > 1) MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &stop_sig, 1, MPI_INT, MPI_MAX, d->comm));
-        const int preempt = stop_sig != 0 && done < stop;
-        if (stop_sig != 0 && done == stop)
-            beit_log("%s received during step %lld, the last of this run: it ends normally with its checkpoint",
-                     stop_signal_name(stop_sig), (long long)done);
-        if (preempt)
-            beit_log("%s received: stopping after step %lld of %lld, writing a checkpoint", stop_signal_name(stop_sig),
-                     (long long)done, (long long)total);
-        int log_now = done % c->train.log_every == 0 || done == stop || done == first_step + 1 || preempt;
-        if (log_now) {
-            double now = beit_now();
-            double dt = now - t_window;
-            double ips = dt > 0 ? (double)window_steps * t->images_per_step / dt : 0;
-            double per_step = (now - t_start) / (double)(done - first_step);
-            double eta = per_step * (double)(stop - done);
-            double comm_bytes = (double)(red.bytes_sent - bytes_window) / (double)window_steps;
-            double comm_wait = (red.wait_s - wait_window) / (double)window_steps;
-            uint64_t posted = red.buckets_total - posted_window;
-            double early = posted ? (double)(red.buckets_early - early_window) / (double)posted : 0;
-            const char *xn[8];
-            double xv[8];
-            int nx = t->extra_log ? t->extra_log(t->ctx, step, xn, xv, 8) : 0;
-            if (d->rank == 0) {
-                char line[2048], eta_s[32], el_s[32];
-                int k = snprintf(line, sizeof line, "step %lld/%lld (ep %.2f)", (long long)done, (long long)total,
-                                 (double)done / (double)t->steps_per_epoch);
-                for (int i = 0; i < nm && k < (int)sizeof line; i++)
-                    k += snprintf(line + k, sizeof line - (size_t)k, " %s %.5g", t->metric_names[i],
-                                  acc[2 * i] / (acc[2 * i + 1] > 0 ? acc[2 * i + 1] : 1));
-                for (int i = 0; i < nx && k < (int)sizeof line; i++)
-                    k += snprintf(line + k, sizeof line - (size_t)k, " %s %.4g", xn[i], xv[i]);
-                snprintf(line + k, sizeof line - (size_t)k, " lr %.3e gnorm %.3g %.1f img/s elapsed %s eta %s", lr,
-                         gnorm, ips, beit_fmt_duration(now - t_start, el_s, sizeof el_s),
-                         beit_fmt_duration(eta, eta_s, sizeof eta_s));
-                beit_log("%s", line);
-                fprintf(mf, "{\"step\": %lld, \"epoch\": %.4f", (long long)done, (double)done / (double)t->steps_per_epoch);
-                for (int i = 0; i < nm; i++)
-                    fprintf(mf, ", \"%s\": %.8g", t->metric_names[i], acc[2 * i] / (acc[2 * i + 1] > 0 ? acc[2 * i + 1] : 1));
-                for (int i = 0; i < nx; i++) fprintf(mf, ", \"%s\": %.8g", xn[i], xv[i]);
-                fprintf(mf, ", \"lr\": %.8g, \"grad_norm\": %.8g, \"images_per_s\": %.4g, \"elapsed_s\": %.3f, \"eta_s\": %.1f"
-                            ", \"comm_bytes\": %.0f, \"comm_wait_s\": %.6f, \"comm_overlap\": %.4f}\n",
-                        lr, gnorm, ips, now - t_start, eta, comm_bytes, comm_wait, early);
-                fflush(mf);
-            }
-            memset(acc, 0, (size_t)(2 * nm) * sizeof(double));
-            window_steps = 0;
-            t_window = now;
-            bytes_window = red.bytes_sent;
-            wait_window = red.wait_s;
-            early_window = red.buckets_early;
-            posted_window = red.buckets_total;
-        }
+        int64_t done = L.step + 1;
+        const int preempt = loop_stop_agreed(&L, done, stop);
+        int log_now = done % c->train.log_every == 0 || done == stop || done == L.first_step + 1 || preempt;
+        if (log_now) loop_log(&L, done, stop, lr, gnorm);
         int ckpt_now = done == stop || preempt || (c->train.ckpt_every > 0 && done % c->train.ckpt_every == 0);
-        if (ckpt_now) {
-            /* every rank must hold the same parameters: compare checksums before writing */
-            uint64_t cs = params_checksum(pt), lo = cs, hi = cs;
-            if (d->size > 1) {
-                MPI_CHECK(MPI_Allreduce(&cs, &lo, 1, MPI_UINT64_T, MPI_MIN, d->comm));
-                MPI_CHECK(MPI_Allreduce(&cs, &hi, 1, MPI_UINT64_T, MPI_MAX, d->comm));
-            }
-            if (lo != hi)
-                beit_fatal(BEIT_EXIT_FAILURE, "step %lld: parameters differ between ranks (checksums %016llx .. %016llx)",
-                           (long long)done, (unsigned long long)lo, (unsigned long long)hi);
-            char *p = xasprintf("%s/ckpt-%08lld.h5", o->out_dir, (long long)done);
-            ckpt_meta meta = {t->kind, done, (uint64_t)c->seed, yaml};
-            ckpt_write_part(p, pt, &opt, &meta, d);
-            if (d->rank == 0) ckpt_rotate(o->out_dir, c->train.keep_last);
-            beit_log("checkpoint %s (params checksum %016llx, identical on all %d ranks)", p, (unsigned long long)cs,
-                     d->size);
-            if (preempt) {
-                /* every rank is here (the stop was agreed): end cleanly with the documented code;
-                 * the handlers stay installed, so a further signal cannot kill a rank now */
-                beit_log("preempted at step %lld: checkpoint %s written; resume with --resume auto", (long long)done, p);
-                if (mf) fclose(mf);
-                beit_exit_all(BEIT_EXIT_PREEMPTED);
-            }
-            free(p);
-        }
+        if (ckpt_now) loop_checkpoint(&L, done, preempt);
     }
     beit_stop_signals_restore();
-    if (mf) fclose(mf);
-    train_result res = {step, last_loss, beit_now() - t_start};
-    free(sums);
-    free(acc);
-    free(m);
-    free(v);
-    free(parts);
-    dist_reducer_free(&red);
-    free(yaml);
-    free(resume_path);
+    if (L.mf) fclose(L.mf);
+    train_result res = {L.step, last_loss, beit_now() - L.t_start};
+    free(L.sums);
+    free(L.acc);
+    free(L.m);
+    free(L.v);
+    free(L.parts);
+    dist_reducer_free(&L.red);
+    free(L.yaml);
+    free(L.resume_path);
+    loop_evaluate(t, &res, o, d);
     return res;
 }

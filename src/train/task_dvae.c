@@ -15,17 +15,6 @@
 
 #define PI 3.14159265358979323846
 
-void dvae_dims_from_config(dvae_dims *d, const beit_config *c) {
-    memset(d, 0, sizeof *d);
-    d->in_chans = c->dvae.in_chans;
-    d->image_size = c->dvae.image_size;
-    d->vocab = c->dvae.vocab_size;
-    d->ngroups = c->dvae.widths.n;
-    for (int i = 0; i < d->ngroups && i < DVAE_MAX_GROUPS; i++) d->widths[i] = c->dvae.widths.v[i];
-    d->blocks = c->dvae.blocks_per_group;
-    d->recon = c->dvae.recon == BEIT_RECON_LOGIT_LAPLACE ? DVAE_LOGIT_LAPLACE : DVAE_MSE;
-}
-
 double dvae_temperature(const beit_config *c, int64_t s, int64_t total) {
     int64_t A = c->dvae.temp_anneal_steps > 0 ? c->dvae.temp_anneal_steps : total;
     double a = c->dvae.temp_start, b = c->dvae.temp_end;
@@ -39,18 +28,21 @@ double dvae_kl_weight(const beit_config *c, int64_t s) {
     return c->dvae.kl_weight * (double)s / (double)w;
 }
 
+/* The dVAE task. Shapes: n = local_max, H x W x C stored images, S = dvae.image_size,
+ * V = vocab, P = token positions per image. */
 typedef struct {
     const beit_config *c;
     dvae_model m;
     param_table pt;
     data_source src;
     int64_t total_steps;
-    int local_max, micro; /* images per forward (train.micro_batch or the local slice) */
-    uint8_t *img8;
-    int64_t *idx;
-    float *x, *noise;
-    int n_local;
-    double tau, klw;
+    int local_max, micro; /* samples per step on this rank (at most); images per forward */
+    uint8_t *img8;        /* [n,H,W,C] */
+    int64_t *idx;         /* [n] sample indices */
+    float *x;             /* [n,C,S,S] on [0,1] */
+    float *noise;         /* [micro,V,P] Gumbel noise */
+    int n_local;          /* samples of this step on this rank */
+    double tau, klw;      /* this step's temperature and KL weight */
 } dvae_task;
 
 static double dvae_prepare(void *ctx, int64_t step) {
@@ -199,6 +191,32 @@ dvae_eval_result dvae_evaluate(dvae_model *m, const param_table *pt, const beit_
     return r;
 }
 
+/* After a finished run (or one of --steps): reconstructions.png and eval.json. */
+static int dvae_eval_hook(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d,
+                          eval_results *out) {
+    dvae_task *t = ctx;
+    const beit_config *c = t->c;
+    if (!(res->steps_done >= t->total_steps || o->max_steps >= 0)) return 0;
+    char *png = xasprintf("%s/reconstructions.png", o->out_dir);
+    double t0 = beit_now();
+    dvae_eval_result e = dvae_evaluate(&t->m, &t->pt, c, c->data.eval_split, d, png);
+    beit_log("eval on '%s' (%lld images, hard argmax tokens): mse %.5f psnr %.2f dB, codes used %d of %d, "
+             "perplexity %.1f (%.1fs); grid %s",
+             c->data.eval_split, (long long)e.n, e.mse, e.psnr, e.codes_used, t->m.V, e.perplexity, beit_now() - t0,
+             png);
+    free(png);
+    eval_put_str(out, "task", "dvae");
+    eval_put_str(out, "split", c->data.eval_split);
+    eval_put_int(out, "step", res->steps_done);
+    eval_put_int(out, "n", e.n);
+    eval_put_num(out, "mse", "%.8g", e.mse);
+    eval_put_num(out, "psnr", "%.6g", e.psnr);
+    eval_put_int(out, "codes_used", e.codes_used);
+    eval_put_int(out, "vocab", t->m.V);
+    eval_put_num(out, "perplexity", "%.6g", e.perplexity);
+    return 1;
+}
+
 int dvae_train_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
     dvae_task *t = xcalloc(1, sizeof *t);
     t->c = c;
@@ -245,31 +263,10 @@ int dvae_train_main(const beit_config *c, const train_opts *o, const beit_dist *
     task.extra_log = dvae_extra;
     t->total_steps = train_total_steps(c, task.steps_per_epoch);
 
-    train_result res = train_run(&task, c, o, d);
+    task.evaluate = dvae_eval_hook;
+    train_run(&task, c, o, d);
     source_close(&t->src);
 
-    if (res.steps_done >= t->total_steps || o->max_steps >= 0) {
-        char *png = xasprintf("%s/reconstructions.png", o->out_dir);
-        double t0 = beit_now();
-        dvae_eval_result e = dvae_evaluate(&t->m, &t->pt, c, c->data.eval_split, d, png);
-        beit_log("eval on '%s' (%lld images, hard argmax tokens): mse %.5f psnr %.2f dB, codes used %d of %d, "
-                 "perplexity %.1f (%.1fs); grid %s",
-                 c->data.eval_split, (long long)e.n, e.mse, e.psnr, e.codes_used, t->m.V, e.perplexity,
-                 beit_now() - t0, png);
-        if (d->rank == 0) {
-            char *p = xasprintf("%s/eval.json", o->out_dir);
-            FILE *f = fopen(p, "w");
-            if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s", p);
-            fprintf(f,
-                    "{\"task\": \"dvae\", \"split\": \"%s\", \"step\": %lld, \"n\": %lld, \"mse\": %.8g, \"psnr\": %.6g, "
-                    "\"codes_used\": %d, \"vocab\": %d, \"perplexity\": %.6g}\n",
-                    c->data.eval_split, (long long)res.steps_done, (long long)e.n, e.mse, e.psnr, e.codes_used, t->m.V,
-                    e.perplexity);
-            fclose(f);
-            free(p);
-        }
-        free(png);
-    }
     free(t->img8); free(t->idx); free(t->x); free(t->noise);
     dvae_free(&t->m);
     params_free(&t->pt);

@@ -7,6 +7,7 @@
 #include "beit/checkpoint.h"
 #include "beit/dvae.h"
 #include "beit/error.h"
+#include "beit/input.h"
 #include "beit/log.h"
 #include "beit/masking.h"
 #include "beit/nn.h"
@@ -20,22 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void vit_dims_from_config(vit_dims *d, const beit_config *c, int head) {
-    *d = vit_dims_defaults();
-    d->img_size = c->model.img_size;
-    d->patch_size = c->model.patch_size;
-    d->in_chans = c->model.in_chans;
-    d->embed_dim = c->model.embed_dim;
-    d->depth = c->model.depth;
-    d->num_heads = c->model.num_heads;
-    d->mlp_hidden = (int)lround(c->model.mlp_ratio * c->model.embed_dim);
-    d->vocab = c->model.vocab_size;
-    d->variant = c->model.arch == BEIT_ARCH_VIT ? VIT_VANILLA : VIT_BEIT;
-    d->head = head;
-    d->layer_scale_init = d->variant == VIT_BEIT ? (float)c->model.layer_scale_init : 0.0f;
-    d->init_std = (float)c->model.init_std;
-}
-
 void mask_params_from_config(mask_params *p, const beit_config *c) {
     memset(p, 0, sizeof *p);
     p->H = p->W = c->model.img_size / c->model.patch_size;
@@ -46,28 +31,32 @@ void mask_params_from_config(mask_params *p, const beit_config *c) {
     p->max_aspect = c->mask.max_aspect;
 }
 
+/* The pre-training task. Shapes: n = local_max (this rank's most samples per step), Np = patches
+ * per image, S = model.img_size, C = channels, H x W = stored image, L = depth. */
 typedef struct {
     const beit_config *c;
     vit_model m;
     param_table pt;
     data_source src;
-    token_store *tok; /* targets: tokens */
-    int grid, K;      /* token grid side, views in the store */
-    /* tokens_online: a frozen tokenizer */
-    dvae_model dv;
-    param_table dvpt;
+    token_store *tok; /* targets: tokens (NULL: pixels, online or synthetic) */
+    int grid, nviews; /* token grid side, views per image in the store */
+    ckpt_model tokenizer; /* tokens_online: a frozen dVAE, rebuilt from its checkpoint */
     int online;
     mask_params mp;
-    int blockwise, head;
-    int local_max, micro;
-    uint8_t *img8, *mask;
-    int64_t *idx;
-    int *views;
-    int32_t *tokens; /* [local, Np] the whole token grid of each sample */
-    crop_box *crops;
-    float *x, *xdv, *dp, *pix, *pixt;
-    int32_t *tgt;
-    int n_local;
+    int blockwise, head;  /* mask type; HEAD_TOKENS or HEAD_PIXELS */
+    int local_max, micro; /* samples per step on this rank (at most); per forward */
+    uint8_t *img8;        /* [n,H,W,C] the step's stored images */
+    uint8_t *mask;        /* [n,Np] 1 = masked */
+    int64_t *idx;         /* [n] sample indices */
+    int *views;           /* [n] the token-store view of each sample */
+    int32_t *tokens;      /* [n,Np] the whole token grid of each sample */
+    crop_box *crops;      /* [n] the crop of each sample */
+    float *x;             /* [n,C,S,S] normalised model input */
+    float *xdv;           /* [C,Sd,Sd] one image for the online tokenizer */
+    float *dp;            /* [L,micro] drop-path scales */
+    float *pixt;          /* [micro*Np,K] pixel targets (HEAD_PIXELS; K = values per patch) */
+    int32_t *tgt;         /* [n*Np] token targets of the masked positions, row-major */
+    int n_local;          /* samples of this step on this rank */
     int64_t epoch, step;
 } pre_task;
 
@@ -79,7 +68,7 @@ static void load_sample(pre_task *t, int i, int64_t epoch) {
     rng_t r = rng_stream((uint64_t)c->seed, RNG_AUGMENT, (uint64_t)epoch, (uint32_t)idx);
     crop_box box = crop_identity(t->src.H, t->src.W);
     if (t->tok) {
-        t->views[i] = c->aug.enable && t->K > 1 ? (int)rng_below(&r, (uint64_t)t->K) : 0;
+        t->views[i] = c->aug.enable && t->nviews > 1 ? (int)rng_below(&r, (uint64_t)t->nviews) : 0;
     } else if (c->aug.enable) {
         crop_sample(&box, t->src.H, t->src.W, c->aug.crop_scale_min, c->aug.crop_scale_max, c->aug.crop_ratio_min,
                     c->aug.crop_ratio_max, c->aug.flip, &r);
@@ -88,14 +77,6 @@ static void load_sample(pre_task *t, int i, int64_t epoch) {
         t->crops[i] = box;
     }
     mask_generate(t->mask + (size_t)i * m->Np, &t->mp, t->blockwise, (uint64_t)c->seed, epoch, idx);
-}
-
-static void normalise(float *x, int C, int S, const double *mean, const double *std) {
-    for (int k = 0; k < C; k++) {
-        float mu = (float)mean[k], inv = (float)(1.0 / std[k]);
-        float *p = x + (size_t)k * S * S;
-        for (int j = 0; j < S * S; j++) p[j] = (p[j] - mu) * inv;
-    }
 }
 
 static double pre_prepare(void *ctx, int64_t step) {
@@ -119,11 +100,11 @@ static double pre_prepare(void *ctx, int64_t step) {
     for (int i = 0; i < t->n_local; i++) {
         crop_apply(t->x + i * per, t->img8 + i * bytes, t->src.H, t->src.W, C, &t->crops[i], S);
         if (t->online) {
-            int Sd = t->dv.S;
+            int Sd = t->tokenizer.dvae.S;
             crop_apply(t->xdv, t->img8 + i * bytes, t->src.H, t->src.W, C, &t->crops[i], Sd);
-            dvae_encode(&t->dv, &t->dvpt, t->xdv, 1, t->tokens + (size_t)i * m->Np, NULL);
+            dvae_encode(&t->tokenizer.dvae, t->tokenizer.pt, t->xdv, 1, t->tokens + (size_t)i * m->Np, NULL);
         }
-        normalise(t->x + i * per, C, S, t->src.mean, t->src.std);
+        input_normalise(t->x + i * per, C, S, t->src.mean, t->src.std);
     }
     int masked = 0;
     for (size_t j = 0; j < (size_t)t->n_local * m->Np; j++) masked += t->mask[j];
@@ -223,7 +204,7 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
         for (int i = 0; i < k; i++) {
             mask_generate(t->mask + (size_t)i * m->Np, &t->mp, t->blockwise, (uint64_t)c->seed, 0, t->idx[i]);
             crop_apply(t->x + i * per, t->img8 + i * bytes, src.H, src.W, C, &t->crops[i], S);
-            normalise(t->x + i * per, C, S, src.mean, src.std);
+            input_normalise(t->x + i * per, C, S, src.mean, src.std);
         }
         if (k == 0) continue;
         vit_forward(m, &t->pt, t->x, t->mask, NULL, k);
@@ -255,6 +236,33 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
     return e;
 }
 
+/* With a token store, after a finished run (or one of --steps): eval.json. */
+static int pre_eval_hook(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d,
+                         eval_results *out) {
+    pre_task *t = ctx;
+    const beit_config *c = t->c;
+    if (!(t->tok && (res->steps_done >= train_total_steps(c, source_steps_per_epoch(&t->src)) || o->max_steps >= 0) &&
+          tokens_count(t->tok, c->data.eval_split) >= 0))
+        return 0;
+    double t0 = beit_now();
+    pre_eval e = pre_evaluate(t, d);
+    beit_log("eval on '%s' (%lld images, %lld masked tokens): loss %.4f, masked-token accuracy %.4f; "
+             "always-most-frequent-token accuracy %.4f; token marginal entropy %.4f nats (ln V = %.4f) (%.1fs)",
+             c->data.eval_split, (long long)e.n, (long long)e.masked, e.loss, e.acc, e.majority_acc,
+             e.marginal_entropy, log((double)t->m.d.vocab), beit_now() - t0);
+    eval_put_str(out, "task", "pretrain");
+    eval_put_str(out, "split", c->data.eval_split);
+    eval_put_int(out, "step", res->steps_done);
+    eval_put_int(out, "n", e.n);
+    eval_put_int(out, "masked", e.masked);
+    eval_put_num(out, "loss", "%.8g", e.loss);
+    eval_put_num(out, "mim_acc", "%.8g", e.acc);
+    eval_put_num(out, "majority_acc", "%.8g", e.majority_acc);
+    eval_put_num(out, "marginal_entropy", "%.8g", e.marginal_entropy);
+    eval_put_num(out, "train_loss_last", "%.8g", res->last_loss);
+    return 1;
+}
+
 static int64_t ipow2(int64_t x) { return x * x; }
 
 int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
@@ -282,7 +290,7 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
                             "beit tokenize) is not set", o->source);
         t->tok = tokens_open(c->data.tokens, MPI_COMM_NULL);
         t->grid = tokens_grid(t->tok);
-        t->K = tokens_views(t->tok);
+        t->nviews = tokens_views(t->tok);
         if (tokens_vocab(t->tok) != vd.vocab)
             beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: the token store has V = %d visual tokens, model.vocab_size = %d",
                             c->data.tokens, tokens_vocab(t->tok), vd.vocab);
@@ -303,21 +311,15 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
             beit_fatal_user(BEIT_EXIT_USAGE, "%s: tokens_online needs tokenize.checkpoint (a dVAE checkpoint)", o->source);
         ckpt_reader r;
         ckpt_open(&r, c->tokenize.checkpoint);
-        beit_config dc;
-        config_load_string(&dc, r.config_yaml, c->tokenize.checkpoint);
-        dvae_dims dd;
-        dvae_dims_from_config(&dd, &dc);
-        params_init(&t->dvpt);
-        dvae_build(&t->dv, &t->dvpt, &dd);
-        params_alloc(&t->dvpt);
-        ckpt_load_params(&r, &t->dvpt);
+        model_from_checkpoint(&t->tokenizer, &r, MODEL_DVAE, c->tokenize.checkpoint, 0);
         ckpt_close(&r);
-        if (dd.vocab != vd.vocab || t->dv.h != m->gh)
+        const dvae_model *dv = &t->tokenizer.dvae;
+        if (dv->V != vd.vocab || dv->h != m->gh)
             beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: tokenizer gives %dx%d tokens over V = %d, the model needs %dx%d over %d",
-                            c->tokenize.checkpoint, t->dv.h, t->dv.h, dd.vocab, m->gh, m->gw, vd.vocab);
-        dvae_alloc(&t->dv, 1);
+                            c->tokenize.checkpoint, dv->h, dv->h, dv->V, m->gh, m->gw, vd.vocab);
+        dvae_alloc(&t->tokenizer.dvae, 1);
         t->online = 1;
-        t->xdv = xalloc_floats((size_t)dd.in_chans * dd.image_size * dd.image_size);
+        t->xdv = xalloc_floats((size_t)dv->C * dv->S * dv->S);
     }
     t->local_max = source_local_max(&t->src);
     t->micro = c->train.micro_batch > 0 && c->train.micro_batch < t->local_max ? c->train.micro_batch : t->local_max;
@@ -351,35 +353,13 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     task.metric_names[1] = "mim_acc";
     task.prepare = pre_prepare;
     task.forward_backward = pre_fwd_bwd;
-    train_result res = train_run(&task, c, o, d);
+    task.evaluate = pre_eval_hook;
+    train_run(&task, c, o, d);
 
-    if (t->tok && (res.steps_done >= train_total_steps(c, task.steps_per_epoch) || o->max_steps >= 0) &&
-        tokens_count(t->tok, c->data.eval_split) >= 0) {
-        double t0 = beit_now();
-        pre_eval e = pre_evaluate(t, d);
-        beit_log("eval on '%s' (%lld images, %lld masked tokens): loss %.4f, masked-token accuracy %.4f; "
-                 "always-most-frequent-token accuracy %.4f; token marginal entropy %.4f nats (ln V = %.4f) (%.1fs)",
-                 c->data.eval_split, (long long)e.n, (long long)e.masked, e.loss, e.acc, e.majority_acc,
-                 e.marginal_entropy, log((double)vd.vocab), beit_now() - t0);
-        if (d->rank == 0) {
-            char *p = xasprintf("%s/eval.json", o->out_dir);
-            FILE *f = fopen(p, "w");
-            if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s", p);
-            fprintf(f,
-                    "{\"task\": \"pretrain\", \"split\": \"%s\", \"step\": %lld, \"n\": %lld, \"masked\": %lld, "
-                    "\"loss\": %.8g, \"mim_acc\": %.8g, \"majority_acc\": %.8g, \"marginal_entropy\": %.8g, "
-                    "\"train_loss_last\": %.8g}\n",
-                    c->data.eval_split, (long long)res.steps_done, (long long)e.n, (long long)e.masked, e.loss, e.acc,
-                    e.majority_acc, e.marginal_entropy, res.last_loss);
-            fclose(f);
-            free(p);
-        }
-    }
     if (t->tok) tokens_close(t->tok);
     source_close(&t->src);
     if (t->online) {
-        dvae_free(&t->dv);
-        params_free(&t->dvpt);
+        ckpt_model_free(&t->tokenizer);
         free(t->xdv);
     }
     free(t->img8); free(t->idx); free(t->views); free(t->crops); free(t->mask); free(t->tokens); free(t->tgt);

@@ -44,8 +44,8 @@ static int64_t extract(ft_model *f, const beit_config *c, const char *split, int
     for (int64_t s = 0; s < steps; s++) {
         int k = source_next(&src, 0, s, img8, lab, idx);
         for (int i = 0; i < k; i++)
-            ft_prepare_image(x + (size_t)i * C * S * S, NULL, img8 + (size_t)i * src.H * src.W * src.C, NULL, src.H,
-                             src.W, src.C, &whole, S, src.mean, src.std);
+            input_image(x + (size_t)i * C * S * S, img8 + (size_t)i * src.H * src.W * src.C, src.H, src.W, src.C,
+                        &whole, S, src.mean, src.std);
         if (k > 0) {
             vit_forward(&f->m, &f->pt, x, NULL, NULL, k);
             for (int j = 0; j < nb; j++) {
@@ -194,12 +194,18 @@ int probe_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
                 fflush(mf);
             }
             if (step >= total && d->rank == 0) {
+                eval_results er = {0};
+                eval_put_str(&er, "task", "probe");
+                eval_put_int(&er, "block", blocks[j] + 1);
+                eval_put_str(&er, "split", c->data.eval_split);
+                eval_put_int(&er, "n", nte);
+                eval_put_num(&er, "top1", "%.6f", acc);
+                eval_put_num(&er, "top5", "%.6f", (double)top5 / (double)nte);
+                eval_put_int(&er, "train_n", ntr);
+                eval_put_num(&er, "epochs", "%g", c->train.epochs);
+                eval_put_str(&er, "checkpoint", o->init);
                 char line[4096];
-                snprintf(line, sizeof line,
-                         "{\"task\": \"probe\", \"block\": %d, \"split\": \"%s\", \"n\": %lld, \"top1\": %.6f, "
-                         "\"top5\": %.6f, \"train_n\": %lld, \"epochs\": %g, \"checkpoint\": \"%s\"}",
-                         blocks[j] + 1, c->data.eval_split, (long long)nte, acc, (double)top5 / (double)nte,
-                         (long long)ntr, c->train.epochs, o->init);
+                eval_results_json(&er, line, sizeof line);
                 printf("%s\n", line);
                 fflush(stdout);
                 fprintf(ef, "%s\n", line);

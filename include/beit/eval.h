@@ -1,0 +1,61 @@
+/* eval.h: evaluation of trained models -- a fine-tuned model on a split (src/eval/ft_eval.c,
+ * also the end of `beit finetune`), a fine-tuned checkpoint as `beit eval` runs it, and the
+ * self-attention maps of `beit attn` (src/eval/attn_maps.c). Evaluation sits above the models
+ * and the data (it reads stores and rebuilds models from checkpoints) and beside training. */
+#ifndef BEIT_EVAL_H
+#define BEIT_EVAL_H
+
+#include "beit/comm.h"
+#include "beit/config.h"
+#include "beit/ftmodel.h"
+
+#include <stdint.h>
+
+typedef struct {
+    int64_t n;
+    double loss;              /* mean per image (classification) or per pixel (segmentation) */
+    double top1, top5;        /* classification */
+    double miou, pixel_acc;   /* segmentation */
+    int classes_counted;
+} ft_eval_result;
+/* Evaluate on split of the store at data_path: every rank its slice, counts summed (the
+ * result is the same on any number of ranks). png_path (rank 0, may be NULL): segmentation:
+ * a grid of the first 8 images: image, truth, prediction; classification: none. */
+ft_eval_result ft_evaluate(ft_model *f, const beit_config *c, const char *data_path, const char *split,
+                           const beit_dist *d, const char *png_path);
+
+/* A fine-tuned checkpoint evaluated on a split (beit eval). */
+typedef struct {
+    int seg;            /* 0 classification, 1 segmentation */
+    ft_eval_result e;
+    char kind[64];      /* the checkpoint's kind */
+    int64_t step;       /* its optimizer steps */
+    char sha256[65];    /* of the checkpoint file (rank 0; "" elsewhere) */
+    char *config_yaml;  /* the job stored in it (malloc'd; eval_checkpoint_free) */
+} ckpt_eval_result;
+/* Rebuild the model of checkpoint ckpt (kind FT_KIND_CLS or FT_KIND_SEG, else
+ * BEIT_EXIT_MISMATCH) with activations for batch images per rank, and ft_evaluate it on split
+ * of the store data (png: as ft_evaluate). Collective. */
+ckpt_eval_result eval_checkpoint(const char *ckpt, const char *data, const char *split, int batch, const char *png,
+                                 const beit_dist *d);
+void eval_checkpoint_free(ckpt_eval_result *r);
+
+#define ATTN_MAX_ITEMS 64
+/* beit attn: which maps to draw. */
+typedef struct {
+    const char *ckpt, *data, *split, *png;
+    int nidx, idx[ATTN_MAX_ITEMS];            /* sample numbers in split: one row each */
+    int nref, ry[ATTN_MAX_ITEMS], rx[ATTN_MAX_ITEMS]; /* reference patches (grid row, column): one column each */
+    int layer; /* 1-based block; -1 = the last */
+    int head;  /* 0-based head; -1 = mean over heads */
+    int scale; /* image tiles upscaled by this, 1..64 */
+} attn_maps_opts;
+/* The self-attention of reference patches as in the BEiT paper's figure: block layer's
+ * attention probabilities [B,NH,T,T], the row of each reference patch over the patch tokens,
+ * mean over heads (or one head), reshaped to the patch grid, bilinearly upsampled and laid over
+ * the image; written as one PNG (rank 0). Takes pre-training and fine-tuning checkpoints (else
+ * BEIT_EXIT_MISMATCH); a layer, head, reference or index outside the model or split ends the
+ * job with BEIT_EXIT_USAGE. One forward, no MPI collectives. */
+void attn_maps_render(const attn_maps_opts *o);
+
+#endif

@@ -1,0 +1,24 @@
+/* input.h: model inputs from stored images -- uint8 [H,W,C] through a crop to the float
+ * [C,S,S] the encoders take, normalised with the store's per-channel mean and std
+ * (src/models/input.c). One definition for pre-training, fine-tuning, evaluation, the probe
+ * and the attention maps, so they all feed the encoder the same numbers. */
+#ifndef BEIT_INPUT_H
+#define BEIT_INPUT_H
+
+#include "beit/augment.h"
+
+#include <stdint.h>
+
+/* x[C,S,S] = (crop_apply(img, b, S) - mean[c]) / std[c], in float: (p - (float)mean) *
+ * (float)(1 / std). img [H,W,C] uint8. */
+void input_image(float *x, const uint8_t *img, int H, int W, int C, const crop_box *b, int S, const double *mean,
+                 const double *std);
+/* In place: x[C,S,S] (already on [0,1]) -> (x - mean[c]) / std[c] as above. */
+void input_normalise(float *x, int C, int S, const double *mean, const double *std);
+
+/* Fine-tuning / evaluation: input_image, and when labmap and labmap_out are given the label
+ * map labmap [H,W] is cut with the same crop by nearest neighbour into labmap_out [S,S]. */
+void ft_prepare_image(float *x, uint8_t *labmap_out, const uint8_t *img, const uint8_t *labmap, int H, int W, int C,
+                      const crop_box *b, int S, const double *mean, const double *std);
+
+#endif
