@@ -1,6 +1,6 @@
 /* config.h: the job file (YAML, libyaml) as a typed struct.
  *
- * Every key is declared once, in the schema table of src/io/config.c (dotted name, type,
+ * Every key is declared once, in the schema table of src/io/config_schema.c (dotted name, type,
  * struct field, default, range or choices, one-line doc). Adding a key = one field below +
  * one row there. `beit config --help` (config_print_help) lists them all.
  *
@@ -54,7 +54,7 @@ enum beit_recon { BEIT_RECON_MSE, BEIT_RECON_LOGIT_LAPLACE };
 enum beit_ft_task { BEIT_FT_CLASSIFICATION, BEIT_FT_SEGMENTATION };
 enum beit_pool { BEIT_POOL_MEAN, BEIT_POOL_CLS };
 
-/* The meaning, default and range of each field is in the schema table (config.c) and in
+/* The meaning, default and range of each field is in the schema table (config_schema.c) and in
  * `beit config --help`; the comments here are reminders only. */
 typedef struct {
     int task; /* enum beit_task */
