@@ -208,7 +208,8 @@ void config_print_help(FILE *f);
  * "(unset)" for -1. For log lines. An unknown key or a non-enum key is an internal error. */
 const char *config_enum_name(const char *key, int value);
 
-/* Derived values with the "0 = ..." defaults resolved. */
+/* Derived values with the "0 = ..." defaults resolved (by masking.h's mask_max_patches and
+ * mask_max_aspect, which the mask generator uses too). */
 int config_mask_max_patches(const beit_config *c);   /* max_patches, or num_patches if 0 */
 double config_mask_max_aspect(const beit_config *c); /* max_aspect, or 1/min_aspect if 0 */
 

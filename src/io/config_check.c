@@ -5,6 +5,9 @@
 
 #include "beit/config.h"
 #include "beit/error.h"
+#include "beit/masking.h"
+
+#include <string.h>
 
 /* ---- checks ------------------------------------------------------------------------------ */
 
@@ -23,15 +26,60 @@ void config_require(const beit_config *c, const char *key, const char *source) {
                     "or with --set %s=...", source, k->name, k->doc, cfg_sb_str(&b), k->name);
 }
 
+/* The mask keys as the masking module's parameters, on the model's patch grid (grid x grid).
+ * The rules and the "0 = ..." defaults are masking.h's: one implementation for both sides. */
+static mask_params mask_params_of(const beit_config *c, int grid) {
+    mask_params p;
+    memset(&p, 0, sizeof p);
+    p.H = p.W = grid;
+    p.num_patches = c->mask.num_patches;
+    p.min_patches = c->mask.min_patches;
+    p.max_patches = c->mask.max_patches;
+    p.min_aspect = c->mask.min_aspect;
+    p.max_aspect = c->mask.max_aspect;
+    return p;
+}
+
 int config_mask_max_patches(const beit_config *c) {
-    return c->mask.max_patches > 0 ? c->mask.max_patches : c->mask.num_patches;
+    mask_params p = mask_params_of(c, 0);
+    return mask_max_patches(&p);
 }
 
 double config_mask_max_aspect(const beit_config *c) {
-    return c->mask.max_aspect > 0 ? c->mask.max_aspect : 1.0 / c->mask.min_aspect;
+    mask_params p = mask_params_of(c, 0);
+    return mask_max_aspect(&p);
 }
 
 #define BAD(...) beit_fatal_user(BEIT_EXIT_USAGE, __VA_ARGS__)
+
+/* masking.h's rules for the mask keys, worded in terms of the keys. The schema's ranges
+ * already keep the grid, the counts and the aspects positive, so only the faults below can
+ * occur. min_aspect <= max_aspect is a job-file rule only: unilm's generator accepts the
+ * range reversed. */
+static void validate_mask(const beit_config *c, const char *s, long grid) {
+    mask_params p = mask_params_of(c, (int)grid);
+    switch (mask_params_fault(&p, 0)) {
+    case MASK_BAD_NUM:
+        BAD("%s: mask.num_patches (%d) must be <= the %ld patches of the %ldx%ld grid (model.img_size "
+            "%d / model.patch_size %d)", s, c->mask.num_patches, grid * grid, grid, grid, c->model.img_size,
+            c->model.patch_size);
+    case MASK_BAD_MIN:
+        BAD("%s: mask.min_patches (%d) must be <= mask.num_patches (%d)", s, c->mask.min_patches,
+            c->mask.num_patches);
+    case MASK_BAD_MAX:
+        BAD("%s: mask.min_patches (%d) must be <= mask.max_patches (%d) (or set mask.max_patches: 0 "
+            "for mask.num_patches)", s, c->mask.min_patches, c->mask.max_patches);
+    default: break;
+    }
+    double max_aspect = mask_max_aspect(&p);
+    if (c->mask.min_aspect > max_aspect) {
+        if (c->mask.max_aspect > 0)
+            BAD("%s: mask.min_aspect (%g) must be <= mask.max_aspect (%g)", s, c->mask.min_aspect,
+                c->mask.max_aspect);
+        BAD("%s: mask.min_aspect (%g) must be <= mask.max_aspect, which is 0, meaning 1/mask.min_aspect "
+            "= %g (so mask.min_aspect must be <= 1)", s, c->mask.min_aspect, max_aspect);
+    }
+}
 
 void config_validate(const beit_config *c, const char *s) {
     for (int i = 0; i < cfg_nkeys; i++)
@@ -45,26 +93,7 @@ void config_validate(const beit_config *c, const char *s) {
             c->model.patch_size);
     long grid = c->model.img_size / c->model.patch_size;
     /* the mask keys only matter to pre-training (fine-tuning jobs leave them at the defaults) */
-    if (c->task == BEIT_TASK_PRETRAIN) {
-    if (c->mask.num_patches > grid * grid)
-        BAD("%s: mask.num_patches (%d) must be <= the %ld patches of the %ldx%ld grid (model.img_size "
-            "%d / model.patch_size %d)", s, c->mask.num_patches, grid * grid, grid, grid, c->model.img_size,
-            c->model.patch_size);
-    if (c->mask.min_patches > c->mask.num_patches)
-        BAD("%s: mask.min_patches (%d) must be <= mask.num_patches (%d)", s, c->mask.min_patches,
-            c->mask.num_patches);
-    if (c->mask.max_patches > 0 && c->mask.min_patches > c->mask.max_patches)
-        BAD("%s: mask.min_patches (%d) must be <= mask.max_patches (%d) (or set mask.max_patches: 0 "
-            "for mask.num_patches)", s, c->mask.min_patches, c->mask.max_patches);
-    double max_aspect = config_mask_max_aspect(c);
-    if (c->mask.min_aspect > max_aspect) {
-        if (c->mask.max_aspect > 0)
-            BAD("%s: mask.min_aspect (%g) must be <= mask.max_aspect (%g)", s, c->mask.min_aspect,
-                c->mask.max_aspect);
-        BAD("%s: mask.min_aspect (%g) must be <= mask.max_aspect, which is 0, meaning 1/mask.min_aspect "
-            "= %g (so mask.min_aspect must be <= 1)", s, c->mask.min_aspect, max_aspect);
-    }
-    }
+    if (c->task == BEIT_TASK_PRETRAIN) validate_mask(c, s, grid);
     const beit_int_list *w = &c->dvae.widths;
     if (w->n < 1 || w->n > BEIT_CONFIG_LIST_MAX)
         BAD("%s: dvae.widths must have 1 to %d entries, has %d", s, BEIT_CONFIG_LIST_MAX, w->n);
