@@ -195,6 +195,15 @@ void config_validate(const beit_config *c, const char *source);
  * unknown key name is an internal error (BEIT_EXIT_FAILURE). */
 void config_require(const beit_config *c, const char *key, const char *source);
 
+/* The job against the files it names, for `beit check` (run config_validate first): the store
+ * (data.path, unless data.source is synthetic) opens, holds data.split (and data.eval_split for
+ * the tasks that evaluate) with at least data.subset samples, and its images agree with the
+ * model's (or the dVAE's) channels and are not smaller than its input; the token store
+ * (pre-training on tokens) and tokenize.checkpoint (tokenize, tokens_online) are readable.
+ * Logs what it found on rank 0. Exits with BEIT_EXIT_USAGE (a required key missing),
+ * BEIT_EXIT_DATA (a file missing or unreadable) or BEIT_EXIT_MISMATCH (data and job disagree). */
+void config_check_files(const beit_config *c, const char *source);
+
 /* The resolved config: every key, sections in schema order, as YAML that config_load reads
  * back to a struct identical to c (doubles printed with the fewest digits that round-trip,
  * strings double-quoted). Deterministic: the same struct always gives the same bytes. An
