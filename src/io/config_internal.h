@@ -8,6 +8,7 @@
  *   config_set.c     --set overrides, and the message for a key name the schema lacks
  *   config_check.c   required keys and the cross-field rules (config_validate)
  *   config_output.c  the resolved YAML and `beit config --keys`
+ *   config_files.c   the job against the files it names (`beit check`; public API only)
  */
 #ifndef BEIT_CONFIG_INTERNAL_H
 #define BEIT_CONFIG_INTERNAL_H
