@@ -1,6 +1,6 @@
 /* config.h: the job file (YAML, libyaml) as a typed struct.
  *
- * Every key is declared once, in the schema table of src/io/config.c (dotted name, type,
+ * Every key is declared once, in the schema table of src/io/config_schema.c (dotted name, type,
  * struct field, default, range or choices, one-line doc). Adding a key = one field below +
  * one row there. `beit config --help` (config_print_help) lists them all.
  *
@@ -54,7 +54,7 @@ enum beit_recon { BEIT_RECON_MSE, BEIT_RECON_LOGIT_LAPLACE };
 enum beit_ft_task { BEIT_FT_CLASSIFICATION, BEIT_FT_SEGMENTATION };
 enum beit_pool { BEIT_POOL_MEAN, BEIT_POOL_CLS };
 
-/* The meaning, default and range of each field is in the schema table (config.c) and in
+/* The meaning, default and range of each field is in the schema table (config_schema.c) and in
  * `beit config --help`; the comments here are reminders only. */
 typedef struct {
     int task; /* enum beit_task */
@@ -195,6 +195,15 @@ void config_validate(const beit_config *c, const char *source);
  * unknown key name is an internal error (BEIT_EXIT_FAILURE). */
 void config_require(const beit_config *c, const char *key, const char *source);
 
+/* The job against the files it names, for `beit check` (run config_validate first): the store
+ * (data.path, unless data.source is synthetic) opens, holds data.split (and data.eval_split for
+ * the tasks that evaluate) with at least data.subset samples, and its images agree with the
+ * model's (or the dVAE's) channels and are not smaller than its input; the token store
+ * (pre-training on tokens) and tokenize.checkpoint (tokenize, tokens_online) are readable.
+ * Logs what it found on rank 0. Exits with BEIT_EXIT_USAGE (a required key missing),
+ * BEIT_EXIT_DATA (a file missing or unreadable) or BEIT_EXIT_MISMATCH (data and job disagree). */
+void config_check_files(const beit_config *c, const char *source);
+
 /* The resolved config: every key, sections in schema order, as YAML that config_load reads
  * back to a struct identical to c (doubles printed with the fewest digits that round-trip,
  * strings double-quoted). Deterministic: the same struct always gives the same bytes. An
@@ -208,7 +217,8 @@ void config_print_help(FILE *f);
  * "(unset)" for -1. For log lines. An unknown key or a non-enum key is an internal error. */
 const char *config_enum_name(const char *key, int value);
 
-/* Derived values with the "0 = ..." defaults resolved. */
+/* Derived values with the "0 = ..." defaults resolved (by masking.h's mask_max_patches and
+ * mask_max_aspect, which the mask generator uses too). */
 int config_mask_max_patches(const beit_config *c);   /* max_patches, or num_patches if 0 */
 double config_mask_max_aspect(const beit_config *c); /* max_aspect, or 1/min_aspect if 0 */
 

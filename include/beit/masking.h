@@ -40,15 +40,33 @@ typedef struct {
 /* An injectable source of uniform doubles in [0, 1). */
 typedef double (*uniform_source)(void *ctx);
 
+/* The rules mask_params follow, in the order they are tested; mask_params_fault returns the
+ * first one p breaks. The job file's mask keys are checked by the same function
+ * (config_validate words the faults in terms of the keys). */
+typedef enum {
+    MASK_OK = 0,
+    MASK_BAD_GRID,       /* H, W >= 1 */
+    MASK_BAD_NUM,        /* 1 <= num_patches <= H*W */
+    MASK_BAD_MIN,        /* 1 <= min_patches <= num_patches */
+    MASK_BAD_MAX,        /* max_patches == 0 or min_patches <= max_patches */
+    MASK_BAD_MIN_ASPECT, /* min_aspect > 0 and finite */
+    MASK_BAD_MAX_ASPECT, /* max_aspect == 0 or > 0 and finite */
+    MASK_BAD_BLOCK_GRID, /* blockwise != 0 only: H, W >= 2 (a block must be strictly smaller
+                          * than the grid, so a 1-wide grid masks nothing) */
+} mask_fault;
+mask_fault mask_params_fault(const mask_params *p, int blockwise);
+
 /* NULL if p is valid, else writes a message naming the fault (grid, counts) into buf
- * (n bytes) and returns buf. Rules: H, W >= 1; 1 <= num_patches <= H*W;
- * 1 <= min_patches <= num_patches; max_patches == 0 or min_patches <= max_patches;
- * min_aspect > 0 and finite; max_aspect == 0 or > 0 and finite. With blockwise != 0 also
- * H, W >= 2 (a block must be strictly smaller than the grid, so a 1-wide grid masks nothing). */
+ * (n bytes) and returns buf. The rules are mask_fault's. */
 const char *mask_params_error(const mask_params *p, int blockwise, char *buf, size_t n);
 /* beit_fatal_user(BEIT_EXIT_USAGE, "<source>: masking: <message>") if p is invalid.
  * `source` names where the values came from (a config file, "--mask-patches"). */
 void mask_params_check(const mask_params *p, int blockwise, const char *source);
+
+/* The "0 = ..." defaults resolved: the largest budget per block (max_patches, or num_patches
+ * when 0) and the largest aspect ratio (max_aspect, or 1 / min_aspect when 0). */
+int mask_max_patches(const mask_params *p);
+double mask_max_aspect(const mask_params *p);
 
 /* Python 3 round() of a double to an integer value: nearest, ties to even. */
 double mask_round_half_even(double x);

@@ -9,50 +9,67 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *mask_params_error(const mask_params *p, int blockwise, char *buf, size_t n) {
-    if (p->H < 1 || p->W < 1) {
-        snprintf(buf, n, "grid %dx%d: height and width must be >= 1", p->H, p->W);
-        return buf;
-    }
+mask_fault mask_params_fault(const mask_params *p, int blockwise) {
+    if (p->H < 1 || p->W < 1) return MASK_BAD_GRID;
     long long hw = (long long)p->H * p->W;
-    if (p->num_patches < 1 || p->num_patches > hw) {
+    if (p->num_patches < 1 || p->num_patches > hw) return MASK_BAD_NUM;
+    if (p->min_patches < 1 || p->min_patches > p->num_patches) return MASK_BAD_MIN;
+    if (p->max_patches != 0 && p->max_patches < p->min_patches) return MASK_BAD_MAX;
+    if (!(p->min_aspect > 0) || !isfinite(p->min_aspect)) return MASK_BAD_MIN_ASPECT;
+    if (p->max_aspect != 0 && (!(p->max_aspect > 0) || !isfinite(p->max_aspect)))
+        return MASK_BAD_MAX_ASPECT;
+    if (blockwise && (p->H < 2 || p->W < 2)) return MASK_BAD_BLOCK_GRID;
+    return MASK_OK;
+}
+
+const char *mask_params_error(const mask_params *p, int blockwise, char *buf, size_t n) {
+    long long hw = (long long)p->H * p->W;
+    switch (mask_params_fault(p, blockwise)) {
+    case MASK_OK: return NULL;
+    case MASK_BAD_GRID:
+        snprintf(buf, n, "grid %dx%d: height and width must be >= 1", p->H, p->W);
+        break;
+    case MASK_BAD_NUM:
         snprintf(buf, n, "num_patches = %d masked patches on a %dx%d grid of %lld patches: "
                  "expected 1 <= num_patches <= %lld", p->num_patches, p->H, p->W, hw, hw);
-        return buf;
-    }
-    if (p->min_patches < 1 || p->min_patches > p->num_patches) {
+        break;
+    case MASK_BAD_MIN:
         snprintf(buf, n, "min_patches = %d per block on a %dx%d grid with num_patches = %d: "
                  "expected 1 <= min_patches <= num_patches", p->min_patches, p->H, p->W,
                  p->num_patches);
-        return buf;
-    }
-    if (p->max_patches != 0 && p->max_patches < p->min_patches) {
+        break;
+    case MASK_BAD_MAX:
         snprintf(buf, n, "max_patches = %d per block is below min_patches = %d: expected 0 "
                  "(meaning num_patches = %d) or >= min_patches", p->max_patches, p->min_patches,
                  p->num_patches);
-        return buf;
-    }
-    if (!(p->min_aspect > 0) || !isfinite(p->min_aspect)) {
+        break;
+    case MASK_BAD_MIN_ASPECT:
         snprintf(buf, n, "min_aspect = %g: expected a finite value > 0 (unilm: 0.3)", p->min_aspect);
-        return buf;
-    }
-    if (p->max_aspect != 0 && (!(p->max_aspect > 0) || !isfinite(p->max_aspect))) {
+        break;
+    case MASK_BAD_MAX_ASPECT:
         snprintf(buf, n, "max_aspect = %g: expected 0 (meaning 1 / min_aspect) or a finite "
                  "value > 0", p->max_aspect);
-        return buf;
-    }
-    if (blockwise && (p->H < 2 || p->W < 2)) {
+        break;
+    case MASK_BAD_BLOCK_GRID:
         snprintf(buf, n, "blockwise masking on a %dx%d grid: blocks must be strictly smaller "
                  "than the grid, so height and width must be >= 2", p->H, p->W);
-        return buf;
+        break;
     }
-    return NULL;
+    return buf;
 }
 
 void mask_params_check(const mask_params *p, int blockwise, const char *source) {
     char buf[512];
     if (mask_params_error(p, blockwise, buf, sizeof buf))
         beit_fatal_user(BEIT_EXIT_USAGE, "%s: masking: %s", source ? source : "(masking)", buf);
+}
+
+int mask_max_patches(const mask_params *p) {
+    return p->max_patches > 0 ? p->max_patches : p->num_patches;
+}
+
+double mask_max_aspect(const mask_params *p) {
+    return p->max_aspect > 0 ? p->max_aspect : 1.0 / p->min_aspect;
 }
 
 double mask_round_half_even(double x) {
@@ -111,8 +128,8 @@ int mask_block_generate(uint8_t *mask, const mask_params *p, uniform_source u, v
     if (mask_params_error(p, 1, buf, sizeof buf))
         beit_fatal(BEIT_EXIT_FAILURE, "mask_block_generate called with invalid parameters: %s", buf);
     const int M = p->num_patches;
-    const int max_num = p->max_patches == 0 ? M : p->max_patches;
-    const double max_aspect = p->max_aspect != 0 ? p->max_aspect : 1.0 / p->min_aspect;
+    const int max_num = mask_max_patches(p);
+    const double max_aspect = mask_max_aspect(p);
     const double log_lo = log(p->min_aspect), log_hi = log(max_aspect);
     memset(mask, 0, (size_t)p->H * (size_t)p->W);
     int mask_count = 0;
