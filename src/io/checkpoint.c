@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -320,6 +321,17 @@ void ckpt_open(ckpt_reader *r, const char *path) {
 }
 
 /* Read dataset `path` (group/name) into dst, checking its shape against p. Returns 0 if absent. */
+/* A NaN or Inf in a loaded tensor: a damaged file or a run that diverged. Training would go on
+ * from it and eval would print a meaningless accuracy, so refuse it by name (index = the
+ * element's position in the tensor, counting from `first`). */
+static void refuse_nonfinite(const ckpt_reader *r, const char *what, const float *x, size_t n, size_t first) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: tensor %s holds %s at element %zu (a damaged checkpoint, or "
+                            "one written by a run that diverged)", r->path, what, isnan(x[i]) ? "NaN" : "Inf",
+                            first + i);
+}
+
 static int read_tensor(ckpt_reader *r, const char *path, const param_info *p, float *dst) {
     char grp[PARAM_NAME_MAX + 64];
     snprintf(grp, sizeof grp, "%s", path);
@@ -349,6 +361,7 @@ static int read_tensor(ckpt_reader *r, const char *path, const param_info *p, fl
     H5Sclose(sp);
     if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
         beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read tensor %s (file damaged?)", r->path, path);
+    refuse_nonfinite(r, path, dst, (size_t)p->numel, 0);
     H5Dclose(ds);
     return 1;
 }
@@ -420,6 +433,11 @@ static void read_flat(ckpt_reader *r, const param_table *pt, const ckpt_optim_pa
         select_ranges(fs, ms, o);
         if (o->n > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, dst[k]) < 0)
             beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read /optim/%s (file damaged?)", r->path, names[k]);
+        for (int j = 0; j < o->n; j++) {
+            char what[64];
+            snprintf(what, sizeof what, "/optim/%s", names[k]);
+            refuse_nonfinite(r, what, dst[k] + o->r[j].off, o->r[j].hi - o->r[j].lo, o->r[j].lo);
+        }
         H5Sclose(fs);
         H5Sclose(ms);
         H5Dclose(ds);

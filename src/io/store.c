@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -178,6 +179,14 @@ beit_store *store_open(const char *path, MPI_Comm comm) {
         bad_store(s, "missing or invalid attribute 'mean' (expected float64[%d])", s->channels);
     if (h5a_get_f64s(s->file, "std", s->std, s->channels) != 0)
         bad_store(s, "missing or invalid attribute 'std' (expected float64[%d])", s->channels);
+    /* the statistics every model input is normalised with: a NaN or a zero std would only show
+     * up as "loss is NaN" at step 1 */
+    for (int ch = 0; ch < s->channels; ch++) {
+        if (!isfinite(s->mean[ch]) || s->mean[ch] < 0 || s->mean[ch] > 1)
+            bad_store(s, "attribute 'mean'[%d] is %g (expected a finite pixel mean in [0, 1])", ch, s->mean[ch]);
+        if (!isfinite(s->std[ch]) || s->std[ch] <= 0 || s->std[ch] > 1)
+            bad_store(s, "attribute 'std'[%d] is %g (expected a finite pixel std in (0, 1])", ch, s->std[ch]);
+    }
     char *uuid = h5a_get_str(s->file, "uuid");
     if (!uuid || !*uuid || strlen(uuid) >= sizeof s->uuid)
         bad_store(s, "missing or invalid attribute 'uuid' (expected the dataset's UUID string)");

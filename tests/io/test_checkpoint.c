@@ -21,6 +21,7 @@
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -127,6 +128,7 @@ static void child_load_variant(const char *path, int variant) {
     ckpt_load_params(&r, &pt);
     ckpt_close(&r);
 }
+static void child_load_good(const char *path) { child_load_variant(path, T_GOOD); }
 static void child_load_extra(const char *path) { child_load_variant(path, T_EXTRA); }
 static void child_load_shape(const char *path) { child_load_variant(path, T_SHAPE); }
 static void child_open(const char *path) {
@@ -245,6 +247,28 @@ static void test_round_trip(const char *dir) {
 
 /* ---- errors ---------------------------------------------------------------------------------- */
 
+/* overwrite element i of a float dataset of file path */
+static void poke(const char *path, const char *dset, hsize_t i, float value) {
+    hid_t h = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(h, dset, H5P_DEFAULT);
+    hid_t fs = H5Dget_space(ds);
+    hsize_t one = 1;
+    hid_t ms = H5Screate_simple(1, &one, NULL);
+    if (H5Sget_simple_extent_ndims(fs) == 1) {
+        H5Sselect_elements(fs, H5S_SELECT_SET, 1, &i);
+    } else { /* a 2-D tensor: element i in row-major order */
+        hsize_t dims[2], c[2];
+        H5Sget_simple_extent_dims(fs, dims, NULL);
+        c[0] = i / dims[1], c[1] = i % dims[1];
+        H5Sselect_elements(fs, H5S_SELECT_SET, 1, c);
+    }
+    H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, &value);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(ds);
+    H5Fclose(h);
+}
+
 static void copy_file(const char *from, const char *to) {
     FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
     char buf[65536];
@@ -293,6 +317,19 @@ static void test_errors(const char *dir) {
                 "ckpt_open: a file without 'complete'");
     t_ok(ckpt_is_complete(p10) && ckpt_is_complete(p5) && !ckpt_is_complete(p),
          "ckpt_is_complete: 1 for the written files, 0 without 'complete'");
+    free(p);
+    /* a NaN in a parameter tensor, an Inf in the optimizer state: refused by name */
+    p = t_path("nan.h5");
+    copy_file(p10, p);
+    poke(p, "params/blocks.0.w", 5, NAN);
+    expect_exit(child_load_good, p, BEIT_EXIT_CHECKPOINT, "tensor params/blocks.0.w holds NaN at element 5", p,
+                "ckpt_load_params: a NaN in a tensor");
+    free(p);
+    p = t_path("inf.h5");
+    copy_file(p10, p);
+    poke(p, "optim/exp_avg_sq_flat", 3, INFINITY);
+    expect_exit(child_optim_good, p, BEIT_EXIT_CHECKPOINT, "tensor /optim/exp_avg_sq_flat holds Inf at element 3", p,
+                "ckpt_load_optim: an Inf in the optimizer state");
     free(p);
     free(p10);
     free(p5);

@@ -266,6 +266,31 @@ static void test_open_errors(void) {
         expect_open_error(p, cases[c].needle, cases[c].what);
         free(p);
     }
+    /* statistics every input is normalised with: a zero or NaN std, a NaN mean */
+    struct {
+        const char *attr;
+        double value;
+        const char *needle, *what;
+    } stats[] = {
+        {"std", 0.0, "attribute 'std'[0] is 0 (expected a finite pixel std in (0, 1])", "std = 0"},
+        {"std", NAN, "attribute 'std'[0] is nan (expected a finite pixel std in (0, 1])", "std = NaN"},
+        {"mean", NAN, "attribute 'mean'[0] is nan (expected a finite pixel mean in [0, 1])", "mean = NaN"},
+        {"mean", -INFINITY, "attribute 'mean'[0] is -inf", "mean = -Inf"},
+    };
+    for (size_t c = 0; c < sizeof stats / sizeof stats[0]; c++) {
+        p = t_path("bad.h5");
+        copy_file(good, p);
+        h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t a = H5Aopen(h, stats[c].attr, H5P_DEFAULT);
+        double vals[STORE_MAX_CHANNELS];
+        H5Aread(a, H5T_NATIVE_DOUBLE, vals); /* float64[channels]: change channel 0 only */
+        vals[0] = stats[c].value;
+        H5Awrite(a, H5T_NATIVE_DOUBLE, vals);
+        H5Aclose(a);
+        H5Fclose(h);
+        expect_open_error(p, stats[c].needle, stats[c].what);
+        free(p);
+    }
     p = t_path("bad.h5");
     copy_file(good, p);
     h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
