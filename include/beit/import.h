@@ -1,7 +1,8 @@
 /* import.h: the dataset importers and builders behind `beit data`: each turns its sources into
  * a dataset store (store.h) at `out`, written to a temporary file beside it and renamed when
- * complete, so a failed or interrupted job leaves nothing at `out`. Single-process: the
- * caller runs them on one rank. Each logs one "wrote OUT: ..." line with its counts and time.
+ * complete, so a failed or interrupted job leaves `out` as it was (nothing, or the old file).
+ * They replace an existing `out`: the command refuses one first unless --force (outfile.h).
+ * Single-process: the caller runs them on one rank. Each logs one "wrote OUT: ..." line with its counts and time.
  * Bad input data ends the job with beit_fatal_user(BEIT_EXIT_DATA, "<file>: ... (expected
  * ...)"), write failures with BEIT_EXIT_IO. */
 #ifndef BEIT_IMPORT_H

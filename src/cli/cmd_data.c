@@ -1,11 +1,12 @@
 /* beit data: import datasets into the HDF5 store (include/beit/store.h) and describe a store.
  *
- *   beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] OUT.h5
- *   beit data import folder DIR OUT.h5 --size S [--split-name NAME] [--test-fraction F]
- *   beit data mosaic --data FMNIST.h5 --seed S [--train N] [--test N] [--png FILE] OUT.h5
+ *   beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] [--force] OUT.h5
+ *   beit data import folder DIR OUT.h5 --size S [--split-name NAME] [--test-fraction F] [--force]
+ *   beit data mosaic --data FMNIST.h5 --seed S [--train N] [--test N] [--png FILE] [--force] OUT.h5
  *   beit data info FILE.h5
  *
- * Flags are parsed here (runopts.h); the work is a library stage (import.h, store.h).
+ * Flags are parsed here (runopts.h); the work is a library stage (import.h, store.h). An
+ * existing OUT.h5 is refused before any work unless --force (outfile.h).
  * Imports are single-process jobs: under mpirun, rank 0 works and the others wait. */
 #include "commands.h"
 #include "runopts.h"
@@ -13,6 +14,7 @@
 #include "beit/import.h"
 #include "beit/log.h"
 #include "beit/mosaic.h"
+#include "beit/outfile.h"
 #include "beit/store.h"
 
 #include <mpi.h>
@@ -42,18 +44,21 @@ static void usage_data(FILE *f) {
 static void usage_import(FILE *f) {
     fprintf(f, "usage: beit data import <fashion-mnist|folder> ... OUT.h5\n"
                "\n"
-               "  beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] OUT.h5\n"
-               "  beit data import folder DIR OUT.h5 --size S [--split-name NAME] [--test-fraction F]\n"
+               "  beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] [--force] OUT.h5\n"
+               "  beit data import folder DIR OUT.h5 --size S [--split-name NAME] [--test-fraction F] [--force]\n"
                "\n"
                "The store is written to a temporary file next to OUT.h5 and renamed when complete:\n"
-               "a failed or interrupted import leaves nothing at OUT.h5.\n"
+               "a failed or interrupted import leaves OUT.h5 as it was. An existing OUT.h5 is refused\n"
+               "(exit 2, the file left untouched) unless --force replaces it; a store cannot gain a\n"
+               "split later: import every split in one run.\n"
                "\n"
                "example:\n"
                "  beit data import fashion-mnist data/fmnist.h5\n");
 }
 
 static void usage_fmnist(FILE *f) {
-    fprintf(f, "usage: beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] OUT.h5\n"
+    fprintf(f, "usage: beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] [--force]\n"
+               "                                      OUT.h5\n"
                "\n"
                "Reads DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz (gzip-compressed IDX), checks\n"
                "them (gzip integrity, magic numbers, 28x28 images, equal image/label counts, labels 0..9,\n"
@@ -63,6 +68,7 @@ static void usage_fmnist(FILE *f) {
                "  --src DIR             where the .gz files are (default " IMPORT_FMNIST_DEFAULT_SRC ")\n"
                "  --expect-counts T:E   required train:test sample counts (default 60000:10000, the real\n"
                "                        Fashion-MNIST); 'any' accepts any counts (for small test sets)\n"
+               "  --force               replace an existing OUT.h5 (without it: exit 2, file untouched)\n"
                "  -h, --help            this text\n"
                "\n"
                "example:\n"
@@ -71,6 +77,7 @@ static void usage_fmnist(FILE *f) {
 
 static void usage_folder(FILE *f) {
     fprintf(f, "usage: beit data import folder DIR OUT.h5 --size S [--split-name NAME] [--test-fraction F]\n"
+               "                                [--force]\n"
                "\n"
                "DIR holds one subfolder per class (classes sorted by folder name, labels 0..K-1) with\n"
                "PNG/JPEG files (.png .jpg .jpeg, any case; sorted by name; other files are skipped).\n"
@@ -83,6 +90,8 @@ static void usage_folder(FILE *f) {
                "  --split-name NAME     split the images go to (default train)\n"
                "  --test-fraction F     hold out round(F * n) images of each class (fixed-seed random\n"
                "                        choice) as the split 'test' (default 0, 0 <= F < 1)\n"
+               "  --force               replace an existing OUT.h5 (without it: exit 2, file untouched;\n"
+               "                        a split cannot be added to an existing store)\n"
                "  -h, --help            this text\n"
                "\n"
                "example:\n"
@@ -90,7 +99,8 @@ static void usage_folder(FILE *f) {
 }
 
 static void usage_mosaic(FILE *f) {
-    fprintf(f, "usage: beit data mosaic --data FMNIST.h5 --seed S [--train N] [--test N] [--png FILE] OUT.h5\n"
+    fprintf(f, "usage: beit data mosaic --data FMNIST.h5 --seed S [--train N] [--test N] [--png FILE] [--force]\n"
+               "                        OUT.h5\n"
                "\n"
                "Builds a semantic-segmentation store from a Fashion-MNIST store (28x28x1, 10 classes):\n"
                "each sample pastes 1..4 garments of the same split, downscaled to 14x14, at random\n"
@@ -107,6 +117,7 @@ static void usage_mosaic(FILE *f) {
                "  --train N       samples of split train (default: as many as the source's train split)\n"
                "  --test N        samples of split test (default: as many as the source's test split)\n"
                "  --png FILE      also write a PNG of the first 16 train images beside their masks\n"
+               "  --force         replace an existing OUT.h5 (without it: exit 2, file untouched)\n"
                "  -h, --help      this text\n"
                "\n"
                "example:\n"
@@ -136,8 +147,11 @@ static void usage_info(FILE *f) {
 
 static int data_import_fmnist(int argc, char **argv) {
     const char *cmd = "beit data import fashion-mnist";
-    const char *src = NULL, *expect = NULL, *pos[1];
-    const extra_flag flags[] = {{"--src", "DIR", NULL, &src}, {"--expect-counts", "T:E", NULL, &expect}, {0}};
+    const char *src = NULL, *expect = NULL, *force = NULL, *pos[1];
+    const extra_flag flags[] = {{"--src", "DIR", NULL, &src},
+                                {"--expect-counts", "T:E", NULL, &expect},
+                                {"--force", NULL, NULL, &force},
+                                {0}};
     int npos;
     if (runopts_parse_args(cmd, argc, argv, flags, pos, 1, &npos, usage_fmnist)) return 0;
     if (npos != 1) beit_fatal_user(BEIT_EXIT_USAGE, "%s: missing OUT.h5 (see '%s --help')", cmd, cmd);
@@ -156,16 +170,18 @@ static int data_import_fmnist(int argc, char **argv) {
             free(a);
         }
     }
+    output_refuse_existing(cmd, o.out, force != NULL, NULL, MPI_COMM_WORLD);
     if (beit_rank() != 0) return 0;
     return import_fmnist(&o);
 }
 
 static int data_import_folder(int argc, char **argv) {
     const char *cmd = "beit data import folder";
-    const char *size_s = NULL, *split = NULL, *frac_s = NULL, *pos[2];
+    const char *size_s = NULL, *split = NULL, *frac_s = NULL, *force = NULL, *pos[2];
     const extra_flag flags[] = {{"--size", "S", NULL, &size_s},
                                 {"--split-name", "NAME", NULL, &split},
                                 {"--test-fraction", "F", NULL, &frac_s},
+                                {"--force", NULL, NULL, &force},
                                 {0}};
     int npos;
     if (runopts_parse_args(cmd, argc, argv, flags, pos, 2, &npos, usage_folder)) return 0;
@@ -185,6 +201,13 @@ static int data_import_folder(int argc, char **argv) {
     if (o.test_fraction > 0 && !strcmp(o.split, "test"))
         beit_fatal_user(BEIT_EXIT_USAGE, "%s: --split-name test with --test-fraction (the held-out split is 'test')",
                         cmd);
+    /* an import writes a whole store: into an existing one it would drop the splits there */
+    char *add = split ? xasprintf("adding split '%s' to an existing store is not supported: import every split in "
+                                  "one run, or write a new store (--force replaces the whole store).",
+                                  o.split)
+                      : NULL;
+    output_refuse_existing(cmd, o.out, force != NULL, add, MPI_COMM_WORLD);
+    free(add);
     if (beit_rank() != 0) return 0;
     if (import_folder(&o) == IMPORT_FOLDER_SPLIT_EMPTY)
         beit_fatal_user(BEIT_EXIT_USAGE, "%s: --test-fraction %g leaves split %s empty (expected a smaller fraction)",
@@ -194,10 +217,11 @@ static int data_import_folder(int argc, char **argv) {
 
 static int data_mosaic(int argc, char **argv) {
     const char *cmd = "beit data mosaic";
-    const char *data = NULL, *seed_s = NULL, *train_s = NULL, *test_s = NULL, *png = NULL, *pos[1];
+    const char *data = NULL, *seed_s = NULL, *train_s = NULL, *test_s = NULL, *png = NULL, *force = NULL, *pos[1];
     const extra_flag flags[] = {{"--data", "FILE", NULL, &data}, {"--seed", "S", NULL, &seed_s},
                                 {"--train", "N", NULL, &train_s}, {"--test", "N", NULL, &test_s},
-                                {"--png", "FILE", NULL, &png},    {0}};
+                                {"--png", "FILE", NULL, &png},    {"--force", NULL, NULL, &force},
+                                {0}};
     int npos;
     if (runopts_parse_args(cmd, argc, argv, flags, pos, 1, &npos, usage_mosaic)) return 0;
     if (npos != 1) beit_fatal_user(BEIT_EXIT_USAGE, "%s: missing OUT.h5 (see '%s --help')", cmd, cmd);
@@ -208,6 +232,7 @@ static int data_mosaic(int argc, char **argv) {
     /* sample indices are the 32-bit b of the RNG stream; store_read takes int counts */
     if (train_s) o.n_train = runopts_int(cmd, "--train", train_s, 1, INT32_MAX);
     if (test_s) o.n_test = runopts_int(cmd, "--test", test_s, 1, INT32_MAX);
+    output_refuse_existing(cmd, o.out_path, force != NULL, NULL, MPI_COMM_WORLD);
     if (beit_rank() != 0) return 0;
     return import_mosaic(&o);
 }

@@ -1,6 +1,7 @@
 /* beit tokenize: flags and the job, then tokenize_store (include/beit/tokenize.h) encodes every
  * split of a dataset store into visual tokens with a trained dVAE. */
 #include "beit/error.h"
+#include "beit/outfile.h"
 #include "beit/tokenize.h"
 #include "commands.h"
 #include "runopts.h"
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 
 static const char *USAGE =
-    "usage: beit tokenize -c JOB [--checkpoint DVAE.h5] [--data DATA.h5] [--tokens TOKENS.h5]\n"
+    "usage: beit tokenize -c JOB [--checkpoint DVAE.h5] [--data DATA.h5] [--tokens TOKENS.h5] [--force]\n"
     "                     [--set KEY=VALUE]... [--seed S] [--log-every N]\n"
     "\n"
     "Encodes every split of the dataset store (data.path, or --data) into visual tokens with the\n"
@@ -17,7 +18,8 @@ static const char *USAGE =
     "seed), tokenize.batch images per rank per step. The tokenizer is rebuilt from the config\n"
     "stored in its checkpoint; dvae.* keys the job sets must agree with it. data.subset limits\n"
     "each split to its first N images. All ranks write one HDF5 file (data.tokens, or --tokens)\n"
-    "with parallel HDF5; it appears at its path only when complete.\n"
+    "with parallel HDF5; it appears at its path only when complete. An existing token store is\n"
+    "refused before any work (exit 2, the file left untouched) unless --force replaces it.\n"
     "Example: mpirun -np 4 build/beit tokenize -c jobs/fmnist/tokenize.yaml \\\n"
     "           --checkpoint runs/dvae/ckpt-00000700.h5 --tokens data/fmnist-tokens.h5";
 
@@ -28,11 +30,12 @@ static void set_str(beit_config *c, const char *key, const char *value) {
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *ckpt_path = NULL, *data_path = NULL, *tokens_path = NULL;
+    const char *ckpt_path = NULL, *data_path = NULL, *tokens_path = NULL, *force = NULL;
     const extra_flag extra[] = {
         {"--checkpoint", "FILE", "the dVAE checkpoint (tokenize.checkpoint)", &ckpt_path},
         {"--data", "FILE", "the dataset store to tokenize (data.path)", &data_path},
         {"--tokens", "FILE", "the token store to write (data.tokens)", &tokens_path},
+        {"--force", NULL, "replace an existing token store", &force},
         {NULL, NULL, NULL, NULL},
     };
     runopts ro;
@@ -51,6 +54,7 @@ int cmd_tokenize(int argc, char **argv) {
     config_require(&c, "tokenize.checkpoint", src);
     config_require(&c, "data.path", src);
     config_require(&c, "data.tokens", src);
+    output_refuse_existing("beit tokenize", c.data.tokens, force != NULL, NULL, MPI_COMM_WORLD);
     beit_dist d;
     dist_init(&d, MPI_COMM_WORLD);
     return tokenize_store(&c, src, &d);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # `beit data`: --help and flag errors of every subcommand; the Fashion-MNIST importer on small
 # synthetic IDX .gz sets (good, and damaged in each way: exit 3, message naming the file and
-# the problem, nothing left at the output path); `beit data info` on non-store files.
+# the problem, nothing left at the output path); an existing output refused unless --force;
+# `beit data info` on non-store files.
 # usage: data_cli.sh BEIT GEN_IDX
 BEIT=$1
 GEN=$2
@@ -16,10 +17,11 @@ for sub in "" "import" "import fashion-mnist" "import folder" "info"; do
         eval '[ $rc -eq 0 ] && out_has "usage: beit data" && grep -qi "example" "$T/out"'
 done
 run "$BEIT" data import fashion-mnist --help
-check "fashion-mnist --help lists --src and --expect-counts" eval 'out_has "--src DIR" && out_has "--expect-counts"'
+check "fashion-mnist --help lists --src, --expect-counts and --force" \
+    eval 'out_has "--src DIR" && out_has "--expect-counts" && out_has "--force               replace an existing OUT.h5 (without it: exit 2, file untouched)"'
 run "$BEIT" data import folder --help
-check "folder --help lists --size, --split-name, --test-fraction" \
-    eval 'out_has "--size S" && out_has "--split-name" && out_has "--test-fraction"'
+check "folder --help lists --size, --split-name, --test-fraction, --force" \
+    eval 'out_has "--size S" && out_has "--split-name" && out_has "--test-fraction" && out_has "--force"'
 
 usage_case() { # desc, args...
     local desc=$1
@@ -111,6 +113,34 @@ head -c $((size - 1000)) /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyt
 run "$BEIT" data import fashion-mnist --src "$T/realbad" --expect-counts any "$T/o/realbad.h5"
 check "real t10k images missing their last 1000 bytes: exit 3, truncated" \
     eval '[ $rc -eq 3 ] && err_has "$f: gzip stream truncated" && no_output "$T/o/realbad.h5"'
+
+# ---- an existing OUT.h5: refused unless --force, on every rank count ---------------------------------
+uuid_of() { "$PY" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['uuid'])" "$1"; }
+S=$T/o/small.h5
+uuid1=$(uuid_of "$S")
+sha1=$(sha256sum <"$S")
+run "$BEIT" data import fashion-mnist --src "$T/good" --expect-counts 100:30 "$S"
+check "import into an existing store: exit 2, names it, its uuid, untouched, --force" \
+    eval '[ $rc -eq 2 ] && err_has "beit data import fashion-mnist: $S already exists: a beit dataset store (uuid $uuid1). It was left untouched; pass --force to replace it."'
+check "the refused import left the store byte-identical (sha256, uuid)" \
+    eval '[ "$(sha256sum <"$S")" = "$sha1" ] && [ "$(uuid_of "$S")" = "$uuid1" ]'
+run "$BEIT" data import fashion-mnist --src "$T/nothere" "$S"
+check "the check comes before the sources are read (a missing --src: still exit 2)" eval '[ $rc -eq 2 ] && err_has "already exists"'
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+run mpirun -np 2 "$BEIT" data import fashion-mnist --src "$T/good" --expect-counts 100:30 "$S"
+check "under mpirun -np 2: exit 2, one message (rank 0), the store untouched" \
+    eval '[ $rc -eq 2 ] && [ "$(grep -c "already exists" "$T/err")" = 1 ] && [ "$(sha256sum <"$S")" = "$sha1" ]'
+"$PY" -c "import h5py,sys; f=h5py.File(sys.argv[1],'w'); f['x']=[1,2]" "$T/o/foreign.h5"
+run "$BEIT" data import fashion-mnist --src "$T/good" --expect-counts 100:30 "$T/o/foreign.h5"
+check "import onto another HDF5 file: exit 2, 'an HDF5 file'" \
+    eval '[ $rc -eq 2 ] && err_has "$T/o/foreign.h5 already exists: an HDF5 file. It was left untouched"'
+run "$BEIT" data import fashion-mnist --src "$T/good" --expect-counts 100:30 --force "$S"
+check "--force replaces it: exit 0, a new uuid, no temporary file" \
+    eval '[ $rc -eq 0 ] && [ "$(uuid_of "$S")" != "$uuid1" ] && [ -z "$(ls -A "$T/o" | grep -F .tmp.)" ]'
+sha2=$(sha256sum <"$S")
+run "$BEIT" data import fashion-mnist --src "$T/nothere" --expect-counts 100:30 --force "$S"
+check "a failed --force import (missing sources): exit 3, the old store kept byte-identical" \
+    eval '[ $rc -eq 3 ] && [ "$(sha256sum <"$S")" = "$sha2" ] && [ -z "$(ls -A "$T/o" | grep -F .tmp.)" ]'
 
 # ---- info on things that are not stores -------------------------------------------------------------
 run "$BEIT" data info "$T/none.h5"

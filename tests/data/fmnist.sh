@@ -2,7 +2,8 @@
 # The real Fashion-MNIST import (Debian dataset-fashion-mnist): counts, layout, every pixel and
 # label against the raw IDX bytes (read by Python's gzip module, not by beit), attributes,
 # mean/std against numpy and the published values, h5dump -H, `beit data info`, a re-import
-# (new uuid, atomic replace) and an import interrupted by SIGTERM (no file, no temp file).
+# (refused without --force, the store untouched; with --force a new uuid, atomic replace) and
+# imports interrupted by SIGTERM (no file, no temp file; over an existing store, the old one kept).
 # usage: fmnist.sh BEIT
 BEIT=$1
 source "$(dirname "$0")/../tap.sh"
@@ -85,33 +86,60 @@ check "info: per-class table, train column first" \
 check "info: mean/std and attributes" \
     eval 'out_has "mean         [0.286041]" && out_has "std          [0.353024]" && grep -qE "^ +format +string +\"beit-dataset\"" "$T/out"'
 
-uuid1=$("$PY" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['uuid'])" "$OUT")
+uuid_of() { "$PY" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['uuid'])" "$1"; }
+uuid1=$(uuid_of "$OUT")
+sha1=$(sha256sum <"$OUT")
 run "$BEIT" data import fashion-mnist --src "$SRC" "$OUT"
-uuid2=$("$PY" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['uuid'])" "$OUT")
-check "re-import over an existing store: exit 0, a new uuid ($uuid1 -> $uuid2)" \
-    eval '[ $rc -eq 0 ] && [ -n "$uuid1" ] && [ "$uuid1" != "$uuid2" ]'
+check "re-import over an existing store without --force: exit 2 naming the file, what it is and --force" \
+    eval '[ $rc -eq 2 ] && err_has "$OUT already exists: a beit dataset store (uuid $uuid1). It was left untouched; pass --force to replace it."'
+check "the refused re-import left the store byte-identical (same sha256, same uuid)" \
+    eval '[ "$(sha256sum <"$OUT")" = "$sha1" ] && [ "$(uuid_of "$OUT")" = "$uuid1" ]'
+run "$BEIT" data import fashion-mnist --src "$SRC" --force "$OUT"
+uuid2=$(uuid_of "$OUT")
+check "re-import with --force replaces it: exit 0, a new uuid ($uuid1 -> $uuid2), no temporary file" \
+    eval '[ $rc -eq 0 ] && [ -n "$uuid1" ] && [ "$uuid1" != "$uuid2" ] && [ -z "$(ls -A "$T/o" | grep -F .tmp.)" ]'
 
-# interrupt an import while it writes: poll for its temporary file, then SIGTERM
+# interrupt an import of $1 while it writes (more import flags after it): poll for its temporary
+# file, then SIGTERM; $rc is its exit code, $seen whether the temporary file was seen
+interrupt_import() {
+    local out=$1 base
+    base=$(basename "$1")
+    shift
+    "$BEIT" data import fashion-mnist "$@" "$out" >/dev/null 2>&1 &
+    pid=$!
+    seen=0
+    for _ in $(seq 1 400); do
+        if ls -A "$T/o" | grep -qF ".$base.tmp."; then
+            seen=1
+            break
+        fi
+        sleep 0.01
+    done
+    kill -TERM $pid 2>/dev/null
+    wait $pid
+    rc=$?
+}
+skip_unseen() {
+    _n=$((_n + 1))
+    echo "ok $_n - $1 # SKIP the import finished before its temporary file was seen"
+}
+
 INT=$T/o/interrupted.h5
-"$BEIT" data import fashion-mnist "$INT" >/dev/null 2>&1 &
-pid=$!
-seen=0
-for _ in $(seq 1 400); do
-    if ls -A "$T/o" | grep -qF ".interrupted.h5.tmp."; then
-        seen=1
-        break
-    fi
-    sleep 0.01
-done
-kill -TERM $pid 2>/dev/null
-wait $pid
-rc=$?
+interrupt_import "$INT"
 if [ $seen -eq 1 ]; then
     check "SIGTERM during the write: killed (rc $rc), no file, temporary file removed" \
         eval '[ $rc -ne 0 ] && no_output "$INT"'
 else
-    _n=$((_n + 1))
-    echo "ok $_n - SIGTERM during the write # SKIP the import finished before its temporary file was seen"
+    skip_unseen "SIGTERM during the write"
+fi
+
+sha2=$(sha256sum <"$OUT")
+interrupt_import "$OUT" --force
+if [ $seen -eq 1 ]; then
+    check "SIGTERM during a --force re-import: killed (rc $rc), the old store byte-identical, no temporary file" \
+        eval '[ $rc -ne 0 ] && [ "$(sha256sum <"$OUT")" = "$sha2" ] && [ "$(uuid_of "$OUT")" = "$uuid2" ] && [ -z "$(ls -A "$T/o" | grep -F .tmp.)" ]'
+else
+    skip_unseen "SIGTERM during a --force re-import"
 fi
 
 finish

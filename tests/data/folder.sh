@@ -1,8 +1,9 @@
 #!/bin/bash
 # `beit data import folder`: a tiny tree of PNG and JPEG images (gen_images.c): layout, labels
 # from sorted folder names, files in name order, center crop + resize, gray -> 1 channel only
-# when every image is gray, --test-fraction, --split-name, and bad images reported by name
-# with exit 3 and nothing left behind.
+# when every image is gray, --test-fraction, --split-name, an existing store refused (adding a
+# split is not supported) unless --force, and bad images reported by name with exit 3 and
+# nothing left behind.
 # usage: folder.sh BEIT GEN_IMAGES
 BEIT=$1
 GEN=$2
@@ -83,6 +84,24 @@ run "$BEIT" data import folder "$T/mixed" "$T/o/val.h5" --size 4 --split-name va
 run "$BEIT" data info "$T/o/val.h5"
 check "--split-name val: info shows /val/images [14,4,4,3] and the class names" \
     eval '[ $rc -eq 0 ] && out_has "/val/images" && out_has "[14,4,4,3]" && grep -qE "^ +2 +zebra +10$" "$T/out"'
+
+# adding a split to an existing store is refused (it would drop the splits there); --force
+# replaces the whole store
+uuid_of() { "$PY" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['uuid'])" "$1"; }
+uuid1=$(uuid_of "$T/o/val.h5")
+sha1=$(sha256sum <"$T/o/val.h5")
+run "$BEIT" data import folder "$T/mixed" "$T/o/val.h5" --size 4 --split-name test
+check "--split-name test into the existing store: exit 2, adding a split is not supported" \
+    eval '[ $rc -eq 2 ] && err_has "$T/o/val.h5 already exists: a beit dataset store (uuid $uuid1). It was left untouched; adding split '"'test'"' to an existing store is not supported: import every split in one run, or write a new store (--force replaces the whole store)."'
+check "the refused import left the store byte-identical (sha256, uuid)" \
+    eval '[ "$(sha256sum <"$T/o/val.h5")" = "$sha1" ] && [ "$(uuid_of "$T/o/val.h5")" = "$uuid1" ]'
+run "$BEIT" data import folder "$T/mixed" "$T/o/split.h5" --size 6 --test-fraction 0.5
+check "re-import without --split-name: exit 2, pass --force" \
+    eval '[ $rc -eq 2 ] && err_has "$T/o/split.h5 already exists: a beit dataset store (uuid " && err_has "It was left untouched; pass --force to replace it."'
+run "$BEIT" data import folder "$T/mixed" "$T/o/val.h5" --size 4 --split-name test --force
+run2() { "$PY" -c "import h5py,sys; f = h5py.File(sys.argv[1],'r'); print(sorted(f.keys()), f.attrs['uuid'])" "$1"; }
+check "--force replaces the whole store: only /test, a new uuid" \
+    eval '[ $rc -eq 0 ] && run2 "$T/o/val.h5" | grep -qF "['"'test'"'] " && [ "$(uuid_of "$T/o/val.h5")" != "$uuid1" ]'
 
 bad_tree() { # mode, file (relative), message
     local mode=$1 file=$2 msg=$3

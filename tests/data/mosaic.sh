@@ -5,7 +5,8 @@
 # documented recipe with its own Philox); determinism (same seed: the same content; another seed:
 # different); `beit data info` (masks dataset, pixel frequencies); damaged stores (a mask value
 # out of range, missing or misshapen masks, bad pixel_labels) exit 3 naming the dataset; wrong
-# sources exit 3 naming the file; store_read_masks under MPI-IO (test_pixel_labels, mpirun -np 1 and 2)
+# sources exit 3 naming the file; an existing OUT.h5 refused (exit 2, untouched) unless --force;
+# store_read_masks under MPI-IO (test_pixel_labels, mpirun -np 1 and 2)
 # and the writer's checks.
 # usage: mosaic.sh BEIT TEST_MASKS
 BEIT=$1
@@ -167,6 +168,28 @@ check "info: pixel frequency table; train background ${bg}% as h5py counts it (3
     eval 'out_has "pixels per class" && grep -qE "^ +0 +background +[0-9]+ +[0-9]+$" "$T/out" && [ -n "$bg" ] && grep -qE "^ +0 +background +${bg}% +[0-9.]+%$" "$T/out"'
 run "$BEIT" data info "$FM"
 check "info of a store without masks: no masks lines" eval '[ $rc -eq 0 ] && ! out_has "pixels per class" && ! out_has "masks"'
+
+# ---- an existing OUT.h5 ---------------------------------------------------------------------------
+B=$T/o/b.h5
+uuid_of() { "$PY" -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['uuid'])" "$1"; }
+uuid1=$(uuid_of "$B")
+sha1=$(sha256sum <"$B")
+run "$BEIT" data mosaic --data "$FM" --seed 7 --train 2000 --test 500 "$B"
+check "mosaic into an existing store: exit 2 naming it, its uuid and --force" \
+    eval '[ $rc -eq 2 ] && err_has "beit data mosaic: $B already exists: a beit dataset store (uuid $uuid1). It was left untouched; pass --force to replace it."'
+check "the refused mosaic left the store byte-identical (sha256, uuid)" \
+    eval '[ "$(sha256sum <"$B")" = "$sha1" ] && [ "$(uuid_of "$B")" = "$uuid1" ]'
+echo "not a store" >"$T/o/plain.txt"
+run "$BEIT" data mosaic --data "$FM" --seed 7 "$T/o/plain.txt"
+check "mosaic onto another file: exit 2, 'a file', the file untouched" \
+    eval '[ $rc -eq 2 ] && err_has "$T/o/plain.txt already exists: a file. It was left untouched" && [ "$(cat "$T/o/plain.txt")" = "not a store" ]'
+run "$BEIT" data mosaic --data "$FM" --seed 7 "$T/o"
+check "mosaic onto a directory: exit 2 (not even --force replaces it)" \
+    eval '[ $rc -eq 2 ] && err_has "$T/o is a directory (expected the path of the file to write)"'
+run "$BEIT" data mosaic --data "$FM" --seed 7 --train 2000 --test 500 --force "$B"
+run2() { "$PY" -c "import h5py,sys; a, b = h5py.File(sys.argv[1],'r'), h5py.File(sys.argv[2],'r'); assert (a['train/masks'][...] == b['train/masks'][...]).all()" "$1" "$2"; }
+check "--force replaces it: exit 0, a new uuid, the same masks as seed 7, no temporary file" \
+    eval '[ $rc -eq 0 ] && [ "$(uuid_of "$B")" != "$uuid1" ] && run2 "$A" "$B" && [ -z "$(ls -A "$T/o" | grep -F .tmp.)" ]'
 
 # ---- damaged stores ------------------------------------------------------------------------------
 damage() { # name, python code acting on h5py file f

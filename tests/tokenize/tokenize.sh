@@ -6,6 +6,7 @@
 #   - views > 0: crop boxes inside the image, crop_apply = PIL's resize of the box (within one
 #     grey level), their tokens = PyTorch's on those pixels
 #   - tokens_read (RAM cache and per-call file reads) = h5py
+#   - an existing output refused (exit 2, untouched) unless --force
 #   - bad inputs: exit code and message; a killed run leaves nothing at the final path and
 #     the next run starts clean
 # usage: tokenize.sh BEIT SRCDIR TOK_PROBE GEN_IMAGES
@@ -194,8 +195,29 @@ assert (a["train/tokens"][:, 0] == b["train/tokens"][:, 0]).all()
 assert (a["train/crops"][:, 1:] != b["train/crops"][:, 1:]).any(axis=-1).mean() > 0.9
 PY
 
-# ---- bad inputs ---------------------------------------------------------------------------------
+# ---- an existing token store: refused unless --force -------------------------------------------
 TOK="$BEIT tokenize -c $T/tok.yaml --checkpoint $CK"
+fmuuid=$($PY -c "import h5py,sys; print(h5py.File(sys.argv[1],'r').attrs['uuid'])" "$T/fm.h5")
+SHA1=$(sha256sum < "$T/t1.h5")
+run $TOK --tokens "$T/t1.h5"
+check "tokenize into an existing token store: exit 2 naming it, what it is and --force" \
+  bash -c "[ $rc = 2 ] && grep -qF 'beit tokenize: $T/t1.h5 already exists: a beit token store (of dataset uuid $fmuuid). It was left untouched; pass --force to replace it.' '$T/err'"
+check "  ... and the token store is byte-identical" bash -c "[ \"\$(sha256sum < '$T/t1.h5')\" = '$SHA1' ]"
+run $MPI -np 2 $BEIT tokenize -c "$T/tok.yaml" --checkpoint "$T/nockpt.h5" --tokens "$T/t1.h5"
+check "2 ranks: exit 2 before the (missing) checkpoint is read, one message, the file byte-identical" \
+  bash -c "[ $rc = 2 ] && [ \"\$(grep -c 'already exists' '$T/err')\" = 1 ] && ! grep -qF nockpt '$T/err' && [ \"\$(sha256sum < '$T/t1.h5')\" = '$SHA1' ]"
+run $TOK --tokens "$T/fm.h5"
+check "tokenize onto the dataset store: exit 2, 'a beit dataset store (uuid ...)'" \
+  bash -c "[ $rc = 2 ] && grep -qF '$T/fm.h5 already exists: a beit dataset store (uuid $fmuuid)' '$T/err'"
+run $TOK --tokens "$T/t3.h5" --force
+check "--force replaces it: exit 0, the seed-5 crops of t1 now in t3 (it held seed 6's)" $PY - "$T/t1.h5" "$T/t3.h5" <<'PY'
+import sys, h5py
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+assert a["train/crops"][()].tobytes() == b["train/crops"][()].tobytes()
+PY
+check "  ... exit 0" bash -c "[ $rc = 0 ]"
+
+# ---- bad inputs ---------------------------------------------------------------------------------
 run $TOK --tokens "$T/bad.h5" --set dvae.vocab_size=32
 check "job's dvae.vocab_size 32 vs the checkpoint's 64: exit 5 naming both" \
   bash -c "[ $rc = 5 ] && grep -q 'dvae.vocab_size = 32.*vocab_size 64' '$T/err'"
@@ -274,7 +296,7 @@ wait_tmp() { # wait until a temporary of k.h5 exists (the run is writing)
   return 1
 }
 # the whole of Fashion-MNIST (70000 images x 3 views) takes far longer than the wait
-$MPI -np 2 $BEIT tokenize -c "$T/tok.yaml" --checkpoint "$CK" --tokens "$T/k.h5" --set data.subset=0 \
+$MPI -np 2 $BEIT tokenize -c "$T/tok.yaml" --checkpoint "$CK" --tokens "$T/k.h5" --set data.subset=0 --force \
   >"$T/kill.out" 2>&1 &
 MPID=$!
 wait_tmp
@@ -285,7 +307,7 @@ wait $MPID
 check "SIGKILL of both ranks while writing: the previous file at the final path is untouched" \
   bash -c "[ $started = 0 ] && [ \"\$(md5sum < '$T/k.h5')\" = '$OLD' ]"
 check "  ... and only the dot-prefixed temporary is left" bash -c "ls -A '$T' | grep -qF '.k.h5.tmp.'"
-run $TOK --tokens "$T/k.h5"
+run $TOK --tokens "$T/k.h5" --force
 check "the next run succeeds, removes the stale temporary and replaces the file" \
   bash -c "[ $rc = 0 ] && grep -q 'removed .*\.k\.h5\.tmp\.' '$T/err' && [ -z \"\$(ls -A '$T' | grep -F '.k.h5.tmp.')\" ] && [ \"\$(md5sum < '$T/k.h5')\" != '$OLD' ]"
 check "  ... with the same datasets as before" $PY - "$T/t1.h5" "$T/k.h5" <<'PY'
