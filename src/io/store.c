@@ -18,12 +18,9 @@
 
 BEIT_NORETURN static void bad_store(beit_store *s, const char *fmt, ...) BEIT_PRINTF(2, 3);
 static void bad_store(beit_store *s, const char *fmt, ...) {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    beit_fatal_user(BEIT_EXIT_DATA, "%s: %s", s->path, msg);
+    beit_vfatal_user_in(BEIT_EXIT_DATA, s->path, fmt, ap);
 }
 
 static const char *SPLIT_NAMES_HINT = "groups holding 'images' and 'labels', e.g. /train and /test";
