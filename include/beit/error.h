@@ -8,6 +8,7 @@
 #ifndef BEIT_ERROR_H
 #define BEIT_ERROR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,9 @@ BEIT_NORETURN void beit_fatal_at(const char *file, int line, int code, const cha
     BEIT_PRINTF(4, 5);
 BEIT_NORETURN void beit_fatal_user(int code, const char *fmt, ...) BEIT_PRINTF(2, 3);
 #define beit_fatal(code, ...) beit_fatal_at(__FILE__, __LINE__, (code), __VA_ARGS__)
+/* beit_fatal_user of "<where>: <message>" for a variadic wrapper that names its subject (a
+ * store path, a config key). The message is cut at 4 KiB. */
+BEIT_NORETURN void beit_vfatal_user_in(int code, const char *where, const char *fmt, va_list ap) BEIT_PRINTF(3, 0);
 /* End the job with `code` without printing (the message was printed already). */
 BEIT_NORETURN void beit_exit(int code);
 

@@ -95,7 +95,7 @@ void residual_backward(float *dx, float *dy, float *dgamma, const float *dout, c
  * u_b < p: s[b] = 0, else s[b] = 1/(1-p). Requires 0 <= p < 1. */
 void droppath_scales(float *s, int B, float p, rng_t *r);
 
-/* ---- patch embedding, pooling, row gather (embed.c) ------------------------------------ */
+/* ---- patch embedding, pooling, row gather, layout (embed.c) ---------------------------- */
 /* im2col for a stride-P, kernel-P conv: img[B,Cin,H,W] (NCHW) -> patches[B,Np,K] with
  * Np = (H/P)(W/P) patches in row-major grid order (n = gy*(W/P) + gx) and K = Cin*P*P values
  * per patch in (c, py, px) order, so a PyTorch Conv2d weight [D,Cin,P,P] is exactly a linear
@@ -115,6 +115,8 @@ void meanpool_backward(float *dx, const float *dout, int B, int T, int C, int t0
 void gather_rows(float *out, const float *x, const int *idx, int M, int C);
 /* dx[idx[m], :] += dout[m, :] (repeated indices accumulate) */
 void gather_rows_backward(float *dx, const float *dout, const int *idx, int M, int C);
+/* out[B,S,R] = x[B,R,S] transposed per sample (e.g. tokens [B,Np,C] <-> maps [B,C,Np]); a copy */
+void transpose_batched(float *out, const float *x, int B, int R, int S);
 
 /* ---- losses (losses.c) ------------------------------------------------------------------ */
 /* Cross-entropy over rows of logits[N,V] with label smoothing eps (target distribution

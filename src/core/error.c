@@ -63,6 +63,12 @@ void beit_fatal_user(int code, const char *fmt, ...) {
     beit_exit(code);
 }
 
+void beit_vfatal_user_in(int code, const char *where, const char *fmt, va_list ap) {
+    char msg[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    beit_fatal_user(code, "%s: %s", where, msg);
+}
+
 void beit_mpi_check_at(const char *file, int line, int rc, const char *what) {
     if (rc == MPI_SUCCESS) return;
     char err[MPI_MAX_ERROR_STRING];

@@ -29,21 +29,17 @@ static void check_store(const beit_config *c, const char *src) {
     int chans = store_channels(s), size = store_height(s);
     if (store_height(s) != store_width(s))
         beit_warn("%s: images are %dx%d, not square", c->data.path, store_height(s), store_width(s));
-    if (c->task == BEIT_TASK_DVAE || c->task == BEIT_TASK_TOKENIZE) {
-        if (c->dvae.in_chans != chans)
-            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.in_chans = %d but the images of %s have %d channel%s", src,
-                            c->dvae.in_chans, c->data.path, chans, chans == 1 ? "" : "s");
-        if (c->dvae.image_size > size)
-            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.image_size = %d is larger than the stored images (%d)", src,
-                            c->dvae.image_size, size);
-    } else {
-        if (c->model.in_chans != chans)
-            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: model.in_chans = %d but the images of %s have %d channel%s", src,
-                            c->model.in_chans, c->data.path, chans, chans == 1 ? "" : "s");
-        if (c->model.img_size > size)
-            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: model.img_size = %d is larger than the stored images (%d)", src,
-                            c->model.img_size, size);
-    }
+    /* the network that reads the images: the dVAE (dvae, tokenize) or the ViT (model) */
+    int dvae = c->task == BEIT_TASK_DVAE || c->task == BEIT_TASK_TOKENIZE;
+    const char *net = dvae ? "dvae" : "model", *size_key = dvae ? "image_size" : "img_size";
+    int in_chans = dvae ? c->dvae.in_chans : c->model.in_chans;
+    int img_size = dvae ? c->dvae.image_size : c->model.img_size;
+    if (in_chans != chans)
+        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: %s.in_chans = %d but the images of %s have %d channel%s", src, net,
+                        in_chans, c->data.path, chans, chans == 1 ? "" : "s");
+    if (img_size > size)
+        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: %s.%s = %d is larger than the stored images (%d)", src, net, size_key,
+                        img_size, size);
     store_close(s);
 }
 

@@ -15,12 +15,9 @@
 /* ---- key names the schema does not know ---------------------------------------------------- */
 
 BEIT_NORETURN void cfg_fail_where(const char *where, const char *fmt, ...) {
-    char msg[3072];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    beit_fatal_user(BEIT_EXIT_USAGE, "%s: %s", where, msg);
+    beit_vfatal_user_in(BEIT_EXIT_USAGE, where, fmt, ap);
 }
 
 /* Optimal string alignment distance (Levenshtein plus adjacent transpositions). */

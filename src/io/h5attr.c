@@ -41,11 +41,24 @@ herr_t h5a_put_i32(hid_t obj, const char *name, int32_t v) {
     return h5a_put(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT32, 0, 1, &v);
 }
 
+/* The attribute `name` of obj opened, or -1 if it is missing or cannot be opened. */
+static hid_t open_attr(hid_t obj, const char *name) {
+    if (H5Aexists(obj, name) <= 0) return -1;
+    return H5Aopen(obj, name, H5P_DEFAULT);
+}
+
+/* Memory type that reads fixed-length strings of len bytes as len + 1, NUL-terminated. */
+static hid_t fixed_str_type(size_t len) {
+    hid_t m = H5Tcopy(H5T_C_S1);
+    H5Tset_size(m, len + 1);
+    H5Tset_strpad(m, H5T_STR_NULLTERM);
+    return m;
+}
+
 /* Read a string attribute (variable or fixed length) into a malloc'd string; NULL if the
  * attribute is missing or not a (scalar or 1-element) string. */
 char *h5a_get_str(hid_t obj, const char *name) {
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_attr(obj, name);
     if (a < 0) return NULL;
     hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
     char *out = NULL;
@@ -60,9 +73,7 @@ char *h5a_get_str(hid_t obj, const char *name) {
             H5Tclose(m);
         } else {
             size_t n = H5Tget_size(t);
-            hid_t m = H5Tcopy(H5T_C_S1);
-            H5Tset_size(m, n + 1);
-            H5Tset_strpad(m, H5T_STR_NULLTERM);
+            hid_t m = fixed_str_type(n);
             out = xcalloc(n + 2, 1);
             if (H5Aread(a, m, out) < 0) {
                 free(out);
@@ -80,8 +91,7 @@ char *h5a_get_str(hid_t obj, const char *name) {
 /* String array attribute -> malloc'd array of n malloc'd strings; NULL on any mismatch. */
 char **h5a_get_strs(hid_t obj, const char *name, int *n_out) {
     *n_out = 0;
-    if (H5Aexists(obj, name) <= 0) return NULL;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_attr(obj, name);
     if (a < 0) return NULL;
     hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
     char **out = NULL;
@@ -103,9 +113,7 @@ char **h5a_get_strs(hid_t obj, const char *name, int *n_out) {
             H5Tclose(m);
         } else {
             size_t len = H5Tget_size(t);
-            hid_t m = H5Tcopy(H5T_C_S1);
-            H5Tset_size(m, len + 1);
-            H5Tset_strpad(m, H5T_STR_NULLTERM);
+            hid_t m = fixed_str_type(len);
             char *buf = xcalloc((size_t)n, len + 1);
             if (H5Aread(a, m, buf) >= 0) {
                 ok = 1;
@@ -130,8 +138,7 @@ char **h5a_get_strs(hid_t obj, const char *name, int *n_out) {
 
 /* Numeric attribute with n elements read as double (converted by HDF5). Returns 0 / -1. */
 int h5a_get_f64s(hid_t obj, const char *name, double *v, int n) {
-    if (H5Aexists(obj, name) <= 0) return -1;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
+    hid_t a = open_attr(obj, name);
     if (a < 0) return -1;
     hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
     int rc = -1;

@@ -19,12 +19,9 @@
 
 BEIT_NORETURN static void bad_store(beit_store *s, const char *fmt, ...) BEIT_PRINTF(2, 3);
 static void bad_store(beit_store *s, const char *fmt, ...) {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    beit_fatal_user(BEIT_EXIT_DATA, "%s: %s", s->path, msg);
+    beit_vfatal_user_in(BEIT_EXIT_DATA, s->path, fmt, ap);
 }
 
 static const char *SPLIT_NAMES_HINT = "groups holding 'images' and 'labels', e.g. /train and /test";
@@ -369,7 +366,23 @@ static void cache_add(beit_store *s, beit_store_split *sp, int kind, int64_t b) 
     s->nloaded++;
 }
 
-/* Read block b of a split: one chunk-aligned hyperslab, so HDF5 inflates exactly one chunk. */
+/* Read the hyperslab off[rank], cnt[rank] of dataset ds (/<split>/<what>; dim 0 = samples) into
+ * buf. Callers pass whole chunks, so HDF5 inflates each chunk exactly once. */
+static void read_samples(const beit_store *s, const beit_store_split *sp, hid_t ds, const char *what, hid_t mtype,
+                         int rank, const hsize_t *off, const hsize_t *cnt, void *buf) {
+    hid_t fs = H5_CHECK(H5Dget_space(ds));
+    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL));
+    hid_t ms = H5_CHECK(H5Screate_simple(rank, cnt, NULL));
+    if (H5Dread(ds, mtype, ms, fs, H5P_DEFAULT, buf) < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        beit_fatal_user(BEIT_EXIT_DATA, "%s: cannot read /%s/%s samples %lld..%lld (expected a readable store)",
+                        s->path, sp->name, what, (long long)off[0], (long long)(off[0] + cnt[0] - 1));
+    }
+    H5Sclose(ms);
+    H5Sclose(fs);
+}
+
+/* Read block b of a split (images and labels). */
 static void load_block(beit_store *s, beit_store_split *sp, int64_t b) {
     size_t ib = store_image_bytes(s);
     int64_t start = b * sp->block_n, n = sp->count - start < sp->block_n ? sp->count - start : sp->block_n;
@@ -378,26 +391,8 @@ static void load_block(beit_store *s, beit_store_split *sp, int64_t b) {
     int32_t *lab = xmalloc((size_t)n * sizeof *lab);
     hsize_t off[4] = {(hsize_t)start, 0, 0, 0};
     hsize_t cnt[4] = {(hsize_t)n, (hsize_t)s->height, (hsize_t)s->width, (hsize_t)s->channels};
-    hid_t fs = H5_CHECK(H5Dget_space(sp->images));
-    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL));
-    hid_t ms = H5_CHECK(H5Screate_simple(4, cnt, NULL));
-    if (H5Dread(sp->images, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, img) < 0) {
-        H5Eprint2(H5E_DEFAULT, stderr);
-        beit_fatal_user(BEIT_EXIT_DATA, "%s: cannot read /%s/images samples %lld..%lld (expected a readable store)",
-                        s->path, sp->name, (long long)start, (long long)(start + n - 1));
-    }
-    H5Sclose(ms);
-    H5Sclose(fs);
-    fs = H5_CHECK(H5Dget_space(sp->labels));
-    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL));
-    ms = H5_CHECK(H5Screate_simple(1, cnt, NULL));
-    if (H5Dread(sp->labels, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, lab) < 0) {
-        H5Eprint2(H5E_DEFAULT, stderr);
-        beit_fatal_user(BEIT_EXIT_DATA, "%s: cannot read /%s/labels samples %lld..%lld (expected a readable store)",
-                        s->path, sp->name, (long long)start, (long long)(start + n - 1));
-    }
-    H5Sclose(ms);
-    H5Sclose(fs);
+    read_samples(s, sp, sp->images, "images", H5T_NATIVE_UINT8, 4, off, cnt, img);
+    read_samples(s, sp, sp->labels, "labels", H5T_NATIVE_INT32, 1, off, cnt, lab);
     for (int64_t i = 0; i < n; i++)
         if (lab[i] < 0 || lab[i] >= s->num_classes)
             beit_fatal_user(BEIT_EXIT_DATA, "%s: dataset /%s/labels: label %d at index %lld (expected 0..%d)", s->path,
@@ -416,16 +411,7 @@ static void load_mask_block(beit_store *s, beit_store_split *sp, int64_t b) {
     uint8_t *m = xmalloc((size_t)n * mb);
     hsize_t off[3] = {(hsize_t)start, 0, 0};
     hsize_t cnt[3] = {(hsize_t)n, (hsize_t)s->height, (hsize_t)s->width};
-    hid_t fs = H5_CHECK(H5Dget_space(sp->masks));
-    H5_CHECK(H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL));
-    hid_t ms = H5_CHECK(H5Screate_simple(3, cnt, NULL));
-    if (H5Dread(sp->masks, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, m) < 0) {
-        H5Eprint2(H5E_DEFAULT, stderr);
-        beit_fatal_user(BEIT_EXIT_DATA, "%s: cannot read /%s/masks samples %lld..%lld (expected a readable store)",
-                        s->path, sp->name, (long long)start, (long long)(start + n - 1));
-    }
-    H5Sclose(ms);
-    H5Sclose(fs);
+    read_samples(s, sp, sp->masks, "masks", H5T_NATIVE_UINT8, 3, off, cnt, m);
     for (int64_t i = 0; i < n; i++)
         for (size_t p = 0; p < mb; p++) {
             int v = m[(size_t)i * mb + p];
@@ -456,21 +442,30 @@ static int cmp_idx_pos(const void *a, const void *b) {
     return x->pos - y->pos;
 }
 
-void store_read(beit_store *s, const char *split, const int64_t *indices, int n, uint8_t *images, int32_t *labels) {
-    beit_store_split *sp = need_split(s, split);
-    if (n <= 0) return;
-    size_t ib = store_image_bytes(s);
+/* Start a read of n samples: tick the cache clock and return the requested indices (each
+ * checked to lie in the split; `fn` names the caller in the error) with their positions, sorted
+ * by index, so that the caller loads each needed block once per call even when it cannot stay
+ * cached. Free the result. */
+static idx_pos *begin_read(beit_store *s, const char *fn, const beit_store_split *sp, const char *split,
+                           const int64_t *indices, int n) {
     idx_pos *ord = xmalloc((size_t)n * sizeof *ord);
     for (int i = 0; i < n; i++) {
         if (indices[i] < 0 || indices[i] >= sp->count)
-            beit_fatal(BEIT_EXIT_FAILURE, "store_read: index %lld outside split %s [0, %lld)", (long long)indices[i],
+            beit_fatal(BEIT_EXIT_FAILURE, "%s: index %lld outside split %s [0, %lld)", fn, (long long)indices[i],
                        split, (long long)sp->count);
         ord[i].idx = indices[i];
         ord[i].pos = i;
     }
-    /* block order: each needed block is loaded once per call even when it cannot stay cached */
     qsort(ord, (size_t)n, sizeof *ord, cmp_idx_pos);
     s->clock++;
+    return ord;
+}
+
+void store_read(beit_store *s, const char *split, const int64_t *indices, int n, uint8_t *images, int32_t *labels) {
+    beit_store_split *sp = need_split(s, split);
+    if (n <= 0) return;
+    size_t ib = store_image_bytes(s);
+    idx_pos *ord = begin_read(s, "store_read", sp, split, indices, n);
     for (int i = 0; i < n; i++) {
         int64_t b = ord[i].idx / sp->block_n, k = ord[i].idx - b * sp->block_n;
         if (!sp->block_img[b]) load_block(s, sp, b);
@@ -487,16 +482,7 @@ void store_read_masks(beit_store *s, const char *split, const int64_t *indices, 
         beit_fatal(BEIT_EXIT_FAILURE, "store_read_masks: %s has no masks (pixel_labels = 0)", s->path);
     if (n <= 0) return;
     size_t mb = (size_t)s->height * s->width;
-    idx_pos *ord = xmalloc((size_t)n * sizeof *ord);
-    for (int i = 0; i < n; i++) {
-        if (indices[i] < 0 || indices[i] >= sp->count)
-            beit_fatal(BEIT_EXIT_FAILURE, "store_read_masks: index %lld outside split %s [0, %lld)",
-                       (long long)indices[i], split, (long long)sp->count);
-        ord[i].idx = indices[i];
-        ord[i].pos = i;
-    }
-    qsort(ord, (size_t)n, sizeof *ord, cmp_idx_pos);
-    s->clock++;
+    idx_pos *ord = begin_read(s, "store_read_masks", sp, split, indices, n);
     for (int i = 0; i < n; i++) {
         int64_t b = ord[i].idx / sp->mask_block_n, k = ord[i].idx - b * sp->mask_block_n;
         if (!sp->block_mask[b]) load_mask_block(s, sp, b);

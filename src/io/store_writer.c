@@ -204,18 +204,24 @@ void store_begin_split(beit_store_writer *w, const char *split, int64_t count) {
     }
 }
 
+/* Write buf into the hyperslab start[rank], cnt[rank] of dataset ds (dim 0 = samples). */
+static void write_samples(beit_store_writer *w, hid_t ds, hid_t mtype, int rank, const hsize_t *start,
+                          const hsize_t *cnt, const void *buf) {
+    hid_t fs = H5Dget_space(ds);
+    W_CHECK(w, fs);
+    W_CHECK(w, H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
+    hid_t ms = H5Screate_simple(rank, cnt, NULL);
+    W_CHECK(w, ms);
+    W_CHECK(w, H5Dwrite(ds, mtype, ms, fs, H5P_DEFAULT, buf));
+    H5Sclose(ms);
+    H5Sclose(fs);
+}
+
 static void flush_masks(beit_store_writer *w) {
     if (w->mask_buffered == 0) return;
     hsize_t start[3] = {(hsize_t)w->mask_written, 0, 0};
     hsize_t cnt[3] = {(hsize_t)w->mask_buffered, (hsize_t)w->meta.height, (hsize_t)w->meta.width};
-    hid_t fs = H5Dget_space(w->masks);
-    W_CHECK(w, fs);
-    W_CHECK(w, H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
-    hid_t ms = H5Screate_simple(3, cnt, NULL);
-    W_CHECK(w, ms);
-    W_CHECK(w, H5Dwrite(w->masks, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, w->buf_masks));
-    H5Sclose(ms);
-    H5Sclose(fs);
+    write_samples(w, w->masks, H5T_NATIVE_UINT8, 3, start, cnt, w->buf_masks);
     w->mask_written += w->mask_buffered;
     w->mask_buffered = 0;
 }
@@ -241,23 +247,8 @@ static void flush_buffer(beit_store_writer *w) {
     if (w->buffered == 0) return;
     hsize_t start[4] = {(hsize_t)w->written, 0, 0, 0};
     hsize_t cnt[4] = {(hsize_t)w->buffered, (hsize_t)w->meta.height, (hsize_t)w->meta.width, (hsize_t)w->meta.channels};
-    hid_t fs = H5Dget_space(w->images);
-    W_CHECK(w, fs);
-    W_CHECK(w, H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
-    hid_t ms = H5Screate_simple(4, cnt, NULL);
-    W_CHECK(w, ms);
-    W_CHECK(w, H5Dwrite(w->images, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, w->buf_images));
-    H5Sclose(ms);
-    H5Sclose(fs);
-
-    fs = H5Dget_space(w->labels);
-    W_CHECK(w, fs);
-    W_CHECK(w, H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, cnt, NULL));
-    ms = H5Screate_simple(1, cnt, NULL);
-    W_CHECK(w, ms);
-    W_CHECK(w, H5Dwrite(w->labels, H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, w->buf_labels));
-    H5Sclose(ms);
-    H5Sclose(fs);
+    write_samples(w, w->images, H5T_NATIVE_UINT8, 4, start, cnt, w->buf_images);
+    write_samples(w, w->labels, H5T_NATIVE_INT32, 1, start, cnt, w->buf_labels);
     w->written += w->buffered;
     w->buffered = 0;
 }

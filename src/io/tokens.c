@@ -267,12 +267,9 @@ struct token_store {
 
 static BEIT_NORETURN void bad_tokens(const token_store *t, const char *fmt, ...) BEIT_PRINTF(2, 3);
 static void bad_tokens(const token_store *t, const char *fmt, ...) {
-    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    beit_fatal_user(BEIT_EXIT_DATA, "%s: %s", t->path, msg);
+    beit_vfatal_user_in(BEIT_EXIT_DATA, t->path, fmt, ap);
 }
 
 /* The dataset's dims must be {count, K, h, h} (tokens) or {count, K, 5} (crops). */

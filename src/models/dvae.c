@@ -12,7 +12,8 @@
  * softmax over V runs on contiguous rows of V floats that stay in cache, with vectorized
  * exp (vmath.h). The KL term is fused into the same passes; its gradient is recomputed in
  * backward from the logits and two saved per-position numbers (log-sum-exp and sum q ln q)
- * instead of storing q. Only the small w-wide maps next to them are transposed (to_rows).
+ * instead of storing q. Only the small w-wide maps next to them are transposed
+ * (transpose_batched).
  */
 #include "beit/dvae.h"
 
@@ -54,26 +55,6 @@ static void add_into(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
-/* rows[B*P, C] <- maps[B, C, P] (per image a [C, P] -> [P, C] transpose) */
-static void to_rows(float *rows, const float *maps, int B, int C, int P) {
-    for (int b = 0; b < B; b++) {
-        const float *src = maps + (size_t)b * C * P;
-        float *dst = rows + (size_t)b * P * C;
-        for (int c = 0; c < C; c++)
-            for (int p = 0; p < P; p++) dst[(size_t)p * C + c] = src[(size_t)c * P + p];
-    }
-}
-
-/* maps[B, C, P] <- rows[B*P, C] */
-static void from_rows(float *maps, const float *rows, int B, int C, int P) {
-    for (int b = 0; b < B; b++) {
-        const float *src = rows + (size_t)b * P * C;
-        float *dst = maps + (size_t)b * C * P;
-        for (int p = 0; p < P; p++)
-            for (int c = 0; c < C; c++) dst[(size_t)c * P + p] = src[(size_t)p * C + c];
-    }
-}
-
 /* every row of out[R, n] <- bias[n] */
 static void fill_rows(float *out, const float *bias, size_t R, int n) {
     for (size_t r = 0; r < R; r++) memcpy(out + r * n, bias, (size_t)n * sizeof(float));
@@ -92,7 +73,7 @@ static void enc_out_forward(dvae_model *m, const param_table *pt, int B) {
     PROF_BEGIN(PROF_CONV);
     int w = m->enc_out.cin, V = m->V, R = B * m->P;
     PROF_FLOPS(PROF_CONV, 2.0 * V * w * (double)R);
-    to_rows(m->ea_rows, m->e_aout, B, w, m->P);
+    transpose_batched(m->ea_rows, m->e_aout, B, w, m->P); /* [B,w,P] -> rows [B*P,w] */
     fill_rows(m->logits, params_data(pt, m->enc_out.b), (size_t)R, V);
     gemm(&gemm_fp32, GEMM_N, GEMM_T, R, V, w, 1.0f, m->ea_rows, w, params_data(pt, m->enc_out.w), w, 1.0f, m->logits,
          V);
@@ -106,7 +87,7 @@ static void dec_stem_forward(dvae_model *m, const param_table *pt, int B) {
     PROF_FLOPS(PROF_CONV, 2.0 * V * w * (double)R);
     fill_rows(m->ds_rows, params_data(pt, m->dec_stem.b), (size_t)R, w);
     gemm(&gemm_fp32, GEMM_N, GEMM_T, R, w, V, 1.0f, m->z, V, params_data(pt, m->dec_stem.w), V, 1.0f, m->ds_rows, w);
-    from_rows(m->d_stem, m->ds_rows, B, w, m->P);
+    transpose_batched(m->d_stem, m->ds_rows, B, m->P, w); /* rows [B*P,w] -> [B,w,P] */
     PROF_END(PROF_CONV);
 }
 
@@ -402,7 +383,7 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
     int V = m->V, wl = w[G - 1], R = B * m->P;
     PROF_BEGIN(PROF_CONV);
     PROF_FLOPS(PROF_CONV, 4.0 * V * wl * (double)R);
-    to_rows(m->ds_rows, g[0], B, wl, m->P);
+    transpose_batched(m->ds_rows, g[0], B, wl, m->P);
     column_sums(params_grad(pt, m->dec_stem.b), m->ds_rows, (size_t)R, wl, m->acc);
     gemm(&gemm_fp32, GEMM_T, GEMM_N, wl, V, R, 1.0f, m->ds_rows, wl, m->z, V, 1.0f, params_grad(pt, m->dec_stem.w), V);
     gemm(&gemm_fp32, GEMM_N, GEMM_N, R, V, wl, 1.0f, m->ds_rows, wl, params_data(pt, m->dec_stem.w), V, 0.0f, m->dz, V);
@@ -420,7 +401,7 @@ void dvae_backward(dvae_model *m, param_table *pt, float recon_scale, float kl_s
     gemm(&gemm_fp32, GEMM_T, GEMM_N, V, wl, R, 1.0f, m->dz, V, m->ea_rows, wl, 1.0f, params_grad(pt, m->enc_out.w), wl);
     gemm(&gemm_fp32, GEMM_N, GEMM_N, R, wl, V, 1.0f, m->dz, V, params_data(pt, m->enc_out.w), wl, 0.0f, m->ds_rows, wl);
     n = (size_t)R * wl;
-    from_rows(g[0], m->ds_rows, B, wl, m->P);
+    transpose_batched(g[0], m->ds_rows, B, m->P, wl);
     PROF_END(PROF_CONV);
     params_grad_ready(pt, m->enc_out.b);
     relu_mask(g[0], m->e_aout, n);

@@ -177,25 +177,6 @@ const float *segdec_logits(const segdec *s) { return s->logits; }
 /* ---------------------------------------------------------------------------------------- */
 /* forward / backward                                                                         */
 
-/* img[B,C,Np] <- tok[B,Np,C] */
-static void tok_to_img(float *img, const float *tok, int B, int Np, int C) {
-    for (int b = 0; b < B; b++) {
-        const float *t = tok + (size_t)b * Np * C;
-        float *o = img + (size_t)b * C * Np;
-        for (int n = 0; n < Np; n++)
-            for (int c = 0; c < C; c++) o[(size_t)c * Np + n] = t[(size_t)n * C + c];
-    }
-}
-/* tok[B,Np,C] <- img[B,C,Np] */
-static void img_to_tok(float *tok, const float *img, int B, int Np, int C) {
-    for (int b = 0; b < B; b++) {
-        const float *g = img + (size_t)b * C * Np;
-        float *o = tok + (size_t)b * Np * C;
-        for (int n = 0; n < Np; n++)
-            for (int c = 0; c < C; c++) o[(size_t)n * C + c] = g[(size_t)c * Np + n];
-    }
-}
-
 void segdec_forward(segdec *s, const param_table *pt, const float *const *taps, int B) {
     if (B < 1 || B > s->max_batch)
         beit_fatal(BEIT_EXIT_FAILURE, "segdec_forward: batch %d not in [1, max_batch %d]", B, s->max_batch);
@@ -213,7 +194,7 @@ void segdec_forward(segdec *s, const param_table *pt, const float *const *taps, 
         linear_forward(s->tok, u, params_data(pt, s->p_proj_w[i]), params_data(pt, s->p_proj_b[i]), (int)N, D, E);
         for (size_t k = 0; k < N * E; k++) stok[k] += s->tok[k];
     }
-    tok_to_img(s->simg, stok, B, Np, E);
+    transpose_batched(s->simg, stok, B, Np, E); /* [B,Np,E] -> [B,E,Np] */
     const size_t HW = (size_t)s->S * s->Sw;
     conv_transpose2d_forward(s->h1, s->simg, params_data(pt, s->p_up_w), params_data(pt, s->p_up_b), s->scratch,
                              s->scratch_n, B, E, s->d.gh, s->d.gw, E, P, P, 0);
@@ -250,7 +231,7 @@ void segdec_backward(segdec *s, param_table *pt, const float *dlogits, float *co
     conv_transpose2d_backward(s->dsimg, params_grad(pt, s->p_up_w), params_grad(pt, s->p_up_b), s->g1, s->simg,
                               params_data(pt, s->p_up_w), s->scratch, s->scratch_n, B, E, s->d.gh, s->d.gw, E,
                               P, P, 0);
-    img_to_tok(s->tok, s->dsimg, B, Np, E);
+    transpose_batched(s->tok, s->dsimg, B, E, Np); /* [B,E,Np] -> [B,Np,E] */
     /* every tap's z_i receives ds */
     for (int i = 0; i < nt; i++) {
         const float *x = s->x + i * mb * Np * D, *u = s->u + i * mb * Np * D;

@@ -1,5 +1,5 @@
 /* embed.c: patch embedding (im2col for a stride-P conv), pixel targets, token mean pooling,
- * row gather/scatter. */
+ * row gather/scatter, per-sample transpose. */
 #include "beit/error.h"
 #include "beit/nn.h"
 #include "beit/prof.h"
@@ -104,4 +104,13 @@ void gather_rows_backward(float *dx, const float *dout, const int *idx, int M, i
         for (int c = 0; c < C; c++) d[c] += s[c];
     }
     PROF_END(PROF_EMBED);
+}
+
+void transpose_batched(float *out, const float *x, int B, int R, int S) {
+    for (int b = 0; b < B; b++) {
+        const float *src = x + (size_t)b * R * S;
+        float *dst = out + (size_t)b * S * R;
+        for (int r = 0; r < R; r++)
+            for (int s = 0; s < S; s++) dst[(size_t)s * R + r] = src[(size_t)r * S + s];
+    }
 }

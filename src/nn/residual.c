@@ -8,15 +8,12 @@
 void residual_forward(float *out, const float *x, const float *y, const float *gamma, const float *s,
                       int B, int T, int C) {
     PROF_BEGIN(PROF_RESIDUAL);
-    for (int b = 0; b < B; b++) {
-        const float sb = s ? s[b] : 1.0f;
-        const size_t off = (size_t)b * T * C;
-        for (int t = 0; t < T; t++) {
-            const size_t o = off + (size_t)t * C;
-            for (int c = 0; c < C; c++) {
-                float g = gamma ? gamma[c] : 1.0f;
-                out[o + c] = x[o + c] + sb * (g * y[o + c]);
-            }
+    for (size_t n = 0; n < (size_t)B * T; n++) { /* row n = b*T + t */
+        const float sb = s ? s[n / T] : 1.0f;
+        const size_t o = n * C;
+        for (int c = 0; c < C; c++) {
+            float g = gamma ? gamma[c] : 1.0f;
+            out[o + c] = x[o + c] + sb * (g * y[o + c]);
         }
     }
     PROF_END(PROF_RESIDUAL);
@@ -25,17 +22,14 @@ void residual_forward(float *out, const float *x, const float *y, const float *g
 void residual_backward(float *dx, float *dy, float *dgamma, const float *dout, const float *y,
                        const float *gamma, const float *s, int B, int T, int C) {
     PROF_BEGIN(PROF_RESIDUAL);
-    for (int b = 0; b < B; b++) {
-        const float sb = s ? s[b] : 1.0f;
-        const size_t off = (size_t)b * T * C;
-        for (int t = 0; t < T; t++) {
-            const size_t o = off + (size_t)t * C;
-            for (int c = 0; c < C; c++) {
-                float d = dout[o + c];
-                if (dx) dx[o + c] += d;
-                if (dy) dy[o + c] += sb * (gamma ? gamma[c] : 1.0f) * d;
-                if (dgamma) dgamma[c] += sb * y[o + c] * d;
-            }
+    for (size_t n = 0; n < (size_t)B * T; n++) { /* row n = b*T + t */
+        const float sb = s ? s[n / T] : 1.0f;
+        const size_t o = n * C;
+        for (int c = 0; c < C; c++) {
+            float d = dout[o + c];
+            if (dx) dx[o + c] += d;
+            if (dy) dy[o + c] += sb * (gamma ? gamma[c] : 1.0f) * d;
+            if (dgamma) dgamma[c] += sb * y[o + c] * d;
         }
     }
     PROF_END(PROF_RESIDUAL);

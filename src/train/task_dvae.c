@@ -247,19 +247,11 @@ int dvae_train_main(const beit_config *c, const train_opts *o, const beit_dist *
     t->x = xalloc_floats((size_t)t->local_max * t->m.C * t->m.S * t->m.S);
     t->noise = xalloc_floats((size_t)t->micro * t->m.V * t->m.P);
 
-    train_task task = {0};
-    task.kind = "dvae";
-    task.pt = &t->pt;
-    task.ctx = t;
-    task.steps_per_epoch = source_steps_per_epoch(&t->src);
-    task.images_per_step = c->train.global_batch;
-    task.nmetrics = 4;
-    task.metric_names[0] = "loss";
-    task.metric_names[1] = "recon";
-    task.metric_names[2] = "kl";
-    task.metric_names[3] = "mse_soft";
-    task.prepare = dvae_prepare;
-    task.forward_backward = dvae_fwd_bwd;
+    train_task task = {.kind = "dvae", .pt = &t->pt, .ctx = t,
+                       .steps_per_epoch = source_steps_per_epoch(&t->src),
+                       .images_per_step = c->train.global_batch,
+                       .nmetrics = 4, .metric_names = {"loss", "recon", "kl", "mse_soft"},
+                       .prepare = dvae_prepare, .forward_backward = dvae_fwd_bwd};
     task.extra_log = dvae_extra;
     t->total_steps = train_total_steps(c, task.steps_per_epoch);
 

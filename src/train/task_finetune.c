@@ -183,18 +183,11 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
              c->model.embed_dim, c->model.depth, c->model.num_heads, S, S, C, c->model.patch_size,
              c->finetune.layer_decay, seg ? 0.0 : c->finetune.label_smoothing, c->model.drop_path, t->f.pt.total);
 
-    train_task task = {0};
-    task.kind = seg ? FT_KIND_SEG : FT_KIND_CLS;
-    task.pt = &t->f.pt;
-    task.ctx = t;
-    task.steps_per_epoch = source_steps_per_epoch(&t->src);
-    task.images_per_step = c->train.global_batch;
-    task.nmetrics = 2;
-    task.metric_names[0] = "loss";
-    task.metric_names[1] = seg ? "pixel_acc" : "acc";
-    task.prepare = ft_prepare;
-    task.forward_backward = ft_fwd_bwd;
-    task.evaluate = ft_eval_hook;
+    train_task task = {.kind = seg ? FT_KIND_SEG : FT_KIND_CLS, .pt = &t->f.pt, .ctx = t,
+                       .steps_per_epoch = source_steps_per_epoch(&t->src),
+                       .images_per_step = c->train.global_batch,
+                       .nmetrics = 2, .metric_names = {"loss", seg ? "pixel_acc" : "acc"},
+                       .prepare = ft_prepare, .forward_backward = ft_fwd_bwd, .evaluate = ft_eval_hook};
     train_run(&task, c, o, d);
 
     source_close(&t->src);

@@ -342,18 +342,12 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
              m->gw, vd.embed_dim, vd.depth, vd.num_heads, config_enum_name("pretrain.target", c->pretrain.target),
              t->blockwise ? "blockwise" : "random", t->mp.num_patches, t->mp.min_patches);
 
-    train_task task = {0};
-    task.kind = "beit-pretrain";
-    task.pt = &t->pt;
-    task.ctx = t;
-    task.steps_per_epoch = source_steps_per_epoch(&t->src);
-    task.images_per_step = c->train.global_batch;
-    task.nmetrics = 2;
-    task.metric_names[0] = "loss"; /* cross-entropy (tokens) or MSE (pixels) */
-    task.metric_names[1] = "mim_acc";
-    task.prepare = pre_prepare;
-    task.forward_backward = pre_fwd_bwd;
-    task.evaluate = pre_eval_hook;
+    /* loss: cross-entropy (tokens) or MSE (pixels) */
+    train_task task = {.kind = "beit-pretrain", .pt = &t->pt, .ctx = t,
+                       .steps_per_epoch = source_steps_per_epoch(&t->src),
+                       .images_per_step = c->train.global_batch,
+                       .nmetrics = 2, .metric_names = {"loss", "mim_acc"},
+                       .prepare = pre_prepare, .forward_backward = pre_fwd_bwd, .evaluate = pre_eval_hook};
     train_run(&task, c, o, d);
 
     if (t->tok) tokens_close(t->tok);
