@@ -16,8 +16,10 @@ timm is not used: the modules are defined here with unilm's (= timm's) parameter
 shapes, so state_dict() names are the reference's. Changes against the reference, all for
 testing or for the ablations the paper reports:
   * dropout / attn-dropout are omitted (rate 0 in BEiT pre-training);
-  * drop path takes SUPPLIED per-sample scales (droppath_scales[L][B]: 0 = dropped, 1/(1-p)
-    = kept) instead of drawing them, exactly what timm's drop_path multiplies by;
+  * drop path takes SUPPLIED per-sample scales (droppath_scales[L][2][B]: per block, branch 0
+    = attention, 1 = MLP; 0 = dropped, 1/(1-p) = kept) instead of drawing them, exactly what
+    timm's drop_path multiplies by; as in timm, where one DropPath module is called once per
+    branch, each branch has its own keep mask;
   * variant "beit"   = the reference pre-training default: shared relative position bias
                        (rel_pos_bias.relative_position_bias_table), LayerScale gamma_1/gamma_2
                        (init_values; 0 or None disables), no absolute pos_embed;
@@ -122,12 +124,14 @@ class Block(nn.Module):
             self.gamma_1, self.gamma_2 = None, None
 
     def forward(self, x, rel_pos_bias=None, dp=None, keep=None):
+        # dp: [2][B] scales of the attention and the MLP branch (each its own draw), or None
+        dp_att, dp_mlp = (None, None) if dp is None else (dp[0], dp[1])
         if self.gamma_1 is None:
-            x = x + drop_path(self.attn(self.norm1(x), rel_pos_bias=rel_pos_bias, keep=keep), dp)
-            x = x + drop_path(self.mlp(self.norm2(x)), dp)
+            x = x + drop_path(self.attn(self.norm1(x), rel_pos_bias=rel_pos_bias, keep=keep), dp_att)
+            x = x + drop_path(self.mlp(self.norm2(x)), dp_mlp)
         else:
-            x = x + drop_path(self.gamma_1 * self.attn(self.norm1(x), rel_pos_bias=rel_pos_bias, keep=keep), dp)
-            x = x + drop_path(self.gamma_2 * self.mlp(self.norm2(x)), dp)
+            x = x + drop_path(self.gamma_1 * self.attn(self.norm1(x), rel_pos_bias=rel_pos_bias, keep=keep), dp_att)
+            x = x + drop_path(self.gamma_2 * self.mlp(self.norm2(x)), dp_mlp)
         return x
 
 
