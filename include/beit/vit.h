@@ -20,11 +20,11 @@
  *   (all_tokens: every position instead of the masked ones -- the "predict all tokens" ablation)
  *
  * Variants (the reference's flags use_shared_rel_pos_bias / use_abs_pos_emb / init_values):
- *   VIT_BEIT    = unilm pre-training default: shared relative position bias, LayerScale
- *                 (layer_scale_init > 0; 0 = no gamma tensors at all), no pos_embed;
- *   VIT_VANILLA = the paper's ablation: learned absolute pos_embed, no LayerScale, no
- *                 relative bias. Both have q_bias / v_bias (the reference always passes
- *                 qkv_bias=True to its MIM models).
+ *   VIT_BEIT    = unilm pre-training default: shared relative position bias, no pos_embed;
+ *   VIT_VANILLA = the paper's ablation: learned absolute pos_embed, no relative bias.
+ *   Both: LayerScale when layer_scale_init > 0 (0 = no gamma tensors at all: the paper's
+ *   vanilla ViT is VIT_VANILLA with 0), q_bias / v_bias (the reference always passes
+ *   qkv_bias=True to its MIM models).
  *   The pixel head keeps the reference's module name `lm_head` (only its out size changes).
  *
  * Parameter table (names and shapes = the PyTorch module's state_dict; the buffer
@@ -70,7 +70,7 @@ typedef struct {
     int vocab;      /* V (HEAD_TOKENS) */
     vit_variant variant;
     vit_head_type head;
-    float layer_scale_init; /* VIT_BEIT: gamma init (0.1 base, 1e-5 large); 0 = no LayerScale */
+    float layer_scale_init; /* gamma init (0.1 base, 1e-5 large), either variant; 0 = no LayerScale */
     float ln_eps;           /* 1e-6 */
     float init_std;         /* 0.02 */
     float init_trunc;       /* truncation of the init normal in units of init_std: unilm's

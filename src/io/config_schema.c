@@ -87,7 +87,7 @@ const key_spec cfg_keys[] = {
     {"model.mlp_ratio", T_FLOAT, F(model.mlp_ratio), "4.0", EXC(0), NOB, NULL,
      "MLP hidden width as a multiple of model.embed_dim"},
     {"model.layer_scale_init", T_FLOAT, F(model.layer_scale_init), "0.1", INC(0), NOB, NULL,
-     "initial LayerScale value (0 disables LayerScale)"},
+     "initial LayerScale value, either arch (0 disables LayerScale: the paper's vanilla ViT)"},
     {"model.drop_path", T_FLOAT, F(model.drop_path), "0.1", INC(0), EXC(1), NULL,
      "stochastic depth rate of the last block (rising linearly from 0 at the first)"},
     {"model.vocab_size", T_INT, F(model.vocab_size), "8192", INC(2), NOB, NULL,

@@ -101,7 +101,7 @@ void vit_build(vit_model *m, param_table *pt, const vit_dims *d) {
     m->K = d->in_chans * d->patch_size * d->patch_size;
     m->hd = D / NH;
     m->head_out = !d->mim ? 0 : d->head == HEAD_TOKENS ? d->vocab : m->K;
-    const int gamma = d->variant == VIT_BEIT && d->layer_scale_init > 0.0f;
+    const int gamma = d->layer_scale_init > 0.0f; /* either arch: 0 disables LayerScale */
     const int top = L + 1; /* layer id of everything after the blocks */
     char name[PARAM_NAME_MAX];
 

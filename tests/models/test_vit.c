@@ -275,6 +275,7 @@ static void test_order(void) {
         const char **want = var == 0 ? beit : vanilla;
         int nw = var == 0 ? (int)(sizeof beit / sizeof *beit) : (int)(sizeof vanilla / sizeof *vanilla);
         vit_dims d = small_dims(var == 0 ? VIT_BEIT : VIT_VANILLA, HEAD_TOKENS, 0);
+        if (var == 1) d.layer_scale_init = 0.0f; /* the paper's vanilla ViT: no LayerScale */
         param_table pt;
         vit_model m;
         params_init(&pt);
@@ -286,7 +287,7 @@ static void test_order(void) {
                 ok = 0;
             }
         t_ok(ok, "%s table order: head, norm, blocks L-1..0 (backward order inside), %s, cls, mask, patch_embed",
-             var == 0 ? "beit" : "vanilla", var == 0 ? "rel_pos_bias" : "pos_embed");
+             var == 0 ? "beit" : "vanilla (layer_scale_init 0)", var == 0 ? "rel_pos_bias" : "pos_embed");
         params_alloc(&pt);
         /* offsets are contiguous in that order */
         int contiguous = 1;
@@ -439,10 +440,18 @@ static void test_init(void) {
     check_trunc(&pt, "pos_embed", sd, 2.0, 1.0, 0.05);
     check_trunc(&pt, "lm_head.weight", sd, 2.0, 1.0, 0.02);
     check_trunc(&pt, "blocks.3.mlp.fc2.weight", sd, 2.0, sqrt(8.0), 0.03);
-    t_ok(params_find(&pt, "blocks.0.gamma_1") < 0 && params_find(&pt, "rel_pos_bias.relative_position_bias_table") < 0,
-         "vanilla: no gamma, no relative position table");
+    t_ok(params_find(&pt, "blocks.0.gamma_1") >= 0 && params_find(&pt, "rel_pos_bias.relative_position_bias_table") < 0,
+         "vanilla with layer_scale_init 0.1: gammas (LayerScale applies to either arch), no relative position table");
     vit_free(&m);
     params_free(&pt);
+    d.layer_scale_init = 0.0f; /* the paper's vanilla ViT */
+    params_init(&pt);
+    vit_build(&m, &pt, &d);
+    t_ok(params_find(&pt, "blocks.0.gamma_1") < 0 && params_find(&pt, "blocks.0.gamma_2") < 0,
+         "vanilla with layer_scale_init 0: no gamma tensors");
+    vit_free(&m);
+    params_free(&pt);
+    d.layer_scale_init = 0.1f;
 }
 
 /* the index buffer vit builds equals unilm's relative_position_index */
