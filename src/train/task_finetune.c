@@ -9,6 +9,7 @@
 #include "beit/error.h"
 #include "beit/finetune.h"
 #include "beit/image.h"
+#include "beit/input.h"
 #include "beit/log.h"
 #include "beit/nn.h"
 #include "beit/rng.h"
@@ -52,8 +53,7 @@ static double ft_prepare(void *ctx, int64_t step) {
         crop_box b = crop_identity(H, W);
         if (c->aug.enable) {
             rng_t r = rng_stream((uint64_t)c->seed, RNG_AUGMENT, (uint64_t)epoch, (uint32_t)t->idx[i]);
-            crop_sample(&b, H, W, c->aug.crop_scale_min, c->aug.crop_scale_max, c->aug.crop_ratio_min,
-                        c->aug.crop_ratio_max, c->aug.flip, &r);
+            input_sample_crop(&b, H, W, c, &r);
         }
         ft_prepare_image(t->x + (size_t)i * C * S * S, t->f.seg ? t->labc + (size_t)i * S * S : NULL,
                          t->img8 + (size_t)i * H * W * C, t->f.seg ? t->lab8 + (size_t)i * H * W : NULL, H, W, C, &b, S,

@@ -70,8 +70,7 @@ static void load_sample(pre_task *t, int i, int64_t epoch) {
     if (t->tok) {
         t->views[i] = c->aug.enable && t->nviews > 1 ? (int)rng_below(&r, (uint64_t)t->nviews) : 0;
     } else if (c->aug.enable) {
-        crop_sample(&box, t->src.H, t->src.W, c->aug.crop_scale_min, c->aug.crop_scale_max, c->aug.crop_ratio_min,
-                    c->aug.crop_ratio_max, c->aug.flip, &r);
+        input_sample_crop(&box, t->src.H, t->src.W, c, &r);
         t->crops[i] = box;
     } else {
         t->crops[i] = box;
