@@ -21,9 +21,16 @@ typedef struct {
  * `flip` is set. Draws from r only. */
 void crop_sample(crop_box *b, int H, int W, double scale_min, double scale_max, double ratio_min, double ratio_max,
                  int flip, rng_t *r);
+/* torchvision RandomCrop(size=(H, W), padding=pad) of an H x W image with zero padding, then
+ * RandomHorizontalFlip when `flip` is set: i = randint(0, 2 pad + 1) for the row, then j for
+ * the column, and the box is the image shifted to y0 = i - pad, x0 = j - pad (h = H, w = W):
+ * its part outside the image is zeros. Draws from r only. */
+void crop_sample_padded(crop_box *b, int H, int W, int pad, int flip, rng_t *r);
 /* The whole image, no flip. */
 crop_box crop_identity(int H, int W);
-/* Resample crop b of src [H,W,C] uint8 to dst [C,S,S] float in [0,1] (bilinear, flip applied). */
+/* Resample crop b of src [H,W,C] uint8 to dst [C,S,S] float in [0,1] (bilinear, flip applied).
+ * A box of integer position and exactly S x S is copied as is; the part of a box outside the
+ * image (crop_sample_padded) reads zeros. */
 void crop_apply(float *dst, const uint8_t *src, int H, int W, int C, const crop_box *b, int S);
 
 #endif

@@ -53,6 +53,7 @@ enum beit_target { BEIT_TARGET_TOKENS, BEIT_TARGET_PIXELS, BEIT_TARGET_TOKENS_ON
 enum beit_recon { BEIT_RECON_MSE, BEIT_RECON_LOGIT_LAPLACE };
 enum beit_ft_task { BEIT_FT_CLASSIFICATION, BEIT_FT_SEGMENTATION };
 enum beit_pool { BEIT_POOL_MEAN, BEIT_POOL_CLS };
+enum beit_aug { BEIT_AUG_RESIZED_CROP, BEIT_AUG_PAD_CROP };
 
 /* The meaning, default and range of each field is in the schema table (config_schema.c) and in
  * `beit config --help`; the comments here are reminders only. */
@@ -74,8 +75,10 @@ typedef struct {
     } data;
 
     struct {
+        int type; /* enum beit_aug */
         double crop_scale_min, crop_scale_max;
         double crop_ratio_min, crop_ratio_max;
+        int padding;
         bool flip;
         bool enable;
     } aug;

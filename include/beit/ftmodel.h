@@ -51,7 +51,7 @@ void ft_model_free(ft_model *f);
  * of another shape, ends the job with BEIT_EXIT_MISMATCH naming the tensor; an unreadable file
  * with BEIT_EXIT_CHECKPOINT. */
 void ft_model_load_init(ft_model *f, const char *path);
-/* Forward a batch (normalised images [B,C,S,S], drop-path scales [L,B] or NULL): logits in the
+/* Forward a batch (normalised images [B,C,S,S], drop-path scales [L,2,B] (vit_forward) or NULL): logits in the
  * head (clshead_logits) or the decoder (segdec_logits). */
 void ft_model_forward(ft_model *f, const float *x, const float *dp, int B);
 /* Gradient of scale * (summed loss of the last forward) into pt->grad: classification from the

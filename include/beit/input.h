@@ -6,6 +6,7 @@
 #define BEIT_INPUT_H
 
 #include "beit/augment.h"
+#include "beit/config.h"
 
 #include <stdint.h>
 
@@ -13,6 +14,10 @@
  * (float)(1 / std). img [H,W,C] uint8. */
 void input_image(float *x, const uint8_t *img, int H, int W, int C, const crop_box *b, int S, const double *mean,
                  const double *std);
+/* The training crop of an H x W image by the job's aug.* keys: aug.type resized_crop ->
+ * crop_sample (aug.crop_*), pad_crop -> crop_sample_padded (aug.padding); aug.flip either way.
+ * Draws from r only. (aug.enable is the caller's: it decides whether to crop at all.) */
+void input_sample_crop(crop_box *b, int H, int W, const beit_config *c, rng_t *r);
 /* In place: x[C,S,S] (already on [0,1]) -> (x - mean[c]) / std[c] as above. */
 void input_normalise(float *x, int C, int S, const double *mean, const double *std);
 

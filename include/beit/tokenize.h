@@ -4,7 +4,7 @@
  * its flags and calls tokenize_store (src/tokenize/tokenize.c).
  *
  * Per split, a sequential pass (reader sequential mode, global batch = tokenize.batch * ranks):
- *   img8 [L, H, W, C] -> x [L*K, C, S, S] (view 0: crop_identity; view v > 0: crop_sample with
+ *   img8 [L, H, W, C] -> x [L*K, C, S, S] (view 0: crop_identity; view v > 0: input_sample_crop (aug.type) with
  *   rng_stream(seed, RNG_VIEW, i, v)) -> dvae_encode -> tokens [L, K, h, h] uint16, crops
  *   [L, K, 5] -> one collective write per dataset and step (a rank with 0 rows takes part with
  *   an empty selection). */

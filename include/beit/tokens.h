@@ -15,7 +15,7 @@
  * Written collectively by every rank with parallel HDF5 into a temporary name and renamed
  * once every rank succeeded.
  *
- * View v > 0 of sample i: crop drawn with rng_stream(seed, RNG_VIEW, i, v) (crop_sample below),
+ * View v > 0 of sample i: crop drawn with rng_stream(seed, RNG_VIEW, i, v) (input_sample_crop: aug.type),
  * so pre-training can apply the identical crop to the patches and still use these tokens. */
 #ifndef BEIT_TOKENS_H
 #define BEIT_TOKENS_H

@@ -20,11 +20,11 @@
  *   (all_tokens: every position instead of the masked ones -- the "predict all tokens" ablation)
  *
  * Variants (the reference's flags use_shared_rel_pos_bias / use_abs_pos_emb / init_values):
- *   VIT_BEIT    = unilm pre-training default: shared relative position bias, LayerScale
- *                 (layer_scale_init > 0; 0 = no gamma tensors at all), no pos_embed;
- *   VIT_VANILLA = the paper's ablation: learned absolute pos_embed, no LayerScale, no
- *                 relative bias. Both have q_bias / v_bias (the reference always passes
- *                 qkv_bias=True to its MIM models).
+ *   VIT_BEIT    = unilm pre-training default: shared relative position bias, no pos_embed;
+ *   VIT_VANILLA = the paper's ablation: learned absolute pos_embed, no relative bias.
+ *   Both: LayerScale when layer_scale_init > 0 (0 = no gamma tensors at all: the paper's
+ *   vanilla ViT is VIT_VANILLA with 0), q_bias / v_bias (the reference always passes
+ *   qkv_bias=True to its MIM models).
  *   The pixel head keeps the reference's module name `lm_head` (only its out size changes).
  *
  * Parameter table (names and shapes = the PyTorch module's state_dict; the buffer
@@ -70,7 +70,7 @@ typedef struct {
     int vocab;      /* V (HEAD_TOKENS) */
     vit_variant variant;
     vit_head_type head;
-    float layer_scale_init; /* VIT_BEIT: gamma init (0.1 base, 1e-5 large); 0 = no LayerScale */
+    float layer_scale_init; /* gamma init (0.1 base, 1e-5 large), either variant; 0 = no LayerScale */
     float ln_eps;           /* 1e-6 */
     float init_std;         /* 0.02 */
     float init_trunc;       /* truncation of the init normal in units of init_std: unilm's
@@ -119,7 +119,7 @@ typedef struct {
     float *relbias;         /* [NH,T,T] gathered relative bias (VIT_BEIT); [L][NH,T,T] with
                                rel_per_block */
     uint8_t *mask;          /* [B,Np] copy of the mask (0 if NULL was passed) */
-    float *dp;              /* [L][B] copy of the drop-path scales (1 if NULL was passed) */
+    float *dp;              /* [L][2][max_batch] copy of the drop-path scales (attention, MLP) */
     int has_dp;
     int *rows;              /* [B*Np] head rows (indices into the [B*T] rows of feat) */
     int n_rows;
@@ -171,11 +171,21 @@ void vit_alloc(vit_model *m, int max_batch);
 /* Frees what vit_build and vit_alloc allocated (not the parameter table) and zeroes m. */
 void vit_free(vit_model *m);
 
+/* Draw the drop-path scales [L][2][B] of a batch (vit_forward's layout): block l's rate is
+ * p_l = drop_path * l / (L - 1) (0 for L = 1), each (block, branch) of sample b draws its own
+ * uniform from rng_stream(seed, RNG_DROPPATH, step, sample_ids[b]) in (l, branch) order:
+ * 0 when u < p_l (dropped), else 1 / (1 - p_l). A sample's draws depend only on (seed, step, its
+ * id), never on the rank count or the micro-batch it falls in. */
+void vit_droppath_draw(float *scales, int L, int B, double drop_path, uint64_t seed, int64_t step,
+                       const int64_t *sample_ids);
+
 /* Number of head rows for this mask (masked count, or B*Np with all_tokens). */
 int vit_head_rows(const vit_model *m, const uint8_t *mask, int B);
 
 /* images [B,C,H,W] (already normalised), mask [B,Np] (1 = masked; NULL = none),
- * droppath_scales [L][B] (per block l, per sample: 0 or 1/(1-p); NULL = all 1).
+ * droppath_scales [L][2][B] (per block l, branch 0 = attention / 1 = MLP, per sample: 0 or
+ * 1/(1-p); NULL = all 1): each branch has its own keep mask, as timm's DropPath module called
+ * once per branch.
  * Computes the final normed sequence a.feat [B,T,D] and zeroes a.dfeat. */
 void vit_forward(vit_model *m, const param_table *pt, const float *images, const uint8_t *mask,
                  const float *droppath_scales, int B);

@@ -13,6 +13,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Python's round(): half to even, which rint gives in the default rounding mode. */
 static int py_round(double v) { return (int)rint(v); }
@@ -59,12 +60,54 @@ void crop_sample(crop_box *b, int H, int W, double scale_min, double scale_max, 
     b->flip = flip ? rng_uniform_double(r) < 0.5 : 0;
 }
 
+void crop_sample_padded(crop_box *b, int H, int W, int pad, int flip, rng_t *r) {
+    /* torchvision RandomCrop.get_params on the padded (H + 2 pad) x (W + 2 pad) image */
+    int i = (int)rng_below(r, (uint64_t)(2 * pad + 1)), j = (int)rng_below(r, (uint64_t)(2 * pad + 1));
+    b->y0 = (float)(i - pad);
+    b->x0 = (float)(j - pad);
+    b->h = (float)H;
+    b->w = (float)W;
+    b->flip = flip ? rng_uniform_double(r) < 0.5 : 0;
+}
+
 crop_box crop_identity(int H, int W) {
     crop_box b = {0.0f, 0.0f, (float)H, (float)W, 0};
     return b;
 }
 
+/* dst [C,S,S] from the S x S box at integer (y0, x0) of src: a plain copy, zeros outside */
+static void crop_copy(float *dst, const uint8_t *src, int H, int W, int C, int y0, int x0, int flip, int S) {
+    const float inv = 1.0f / 255.0f;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            int sy = y0 + y, sx = x0 + (flip ? S - 1 - x : x);
+            int in = sy >= 0 && sy < H && sx >= 0 && sx < W;
+            for (int k = 0; k < C; k++)
+                dst[((size_t)k * S + y) * S + x] = in ? src[((size_t)sy * W + sx) * C + k] * inv : 0.0f;
+        }
+}
+
 void crop_apply(float *dst, const uint8_t *src, int H, int W, int C, const crop_box *b, int S) {
+    const int integral = b->y0 == floorf(b->y0) && b->x0 == floorf(b->x0);
+    const int outside = b->y0 < 0 || b->x0 < 0 || b->y0 + b->h > (float)H || b->x0 + b->w > (float)W;
+    /* no resampling: the stored image as is, or a padded crop of it at its own size */
+    if (integral && b->h == (float)S && b->w == (float)S && ((H == S && W == S) || outside)) {
+        crop_copy(dst, src, H, W, C, (int)b->y0, (int)b->x0, b->flip, S);
+        return;
+    }
+    if (outside) { /* a padded crop resized to another size: resample the zero-padded image */
+        int m = (int)ceilf(fmaxf(fmaxf(-b->y0, -b->x0), fmaxf(b->y0 + b->h - (float)H, b->x0 + b->w - (float)W)));
+        int Hp = H + 2 * m, Wp = W + 2 * m;
+        uint8_t *pad = xcalloc((size_t)Hp * Wp * C, 1);
+        for (int y = 0; y < H; y++)
+            memcpy(pad + ((size_t)(y + m) * Wp + m) * C, src + (size_t)y * W * C, (size_t)W * C);
+        crop_box q = *b;
+        q.y0 += (float)m;
+        q.x0 += (float)m;
+        crop_apply(dst, pad, Hp, Wp, C, &q, S);
+        free(pad);
+        return;
+    }
     const int whole = b->y0 == 0 && b->x0 == 0 && b->h == (float)H && b->w == (float)W;
     const uint8_t *im = src;
     uint8_t *tmp = NULL;

@@ -32,6 +32,7 @@ static const char *const C_TARGET[] = {"tokens", "pixels", "tokens_online", NULL
 static const char *const C_RECON[] = {"mse", "logit_laplace", NULL};
 static const char *const C_FTTASK[] = {"classification", "segmentation", NULL};
 static const char *const C_POOL[] = {"mean", "cls", NULL};
+static const char *const C_AUG[] = {"resized_crop", "pad_crop", NULL};
 
 const key_spec cfg_keys[] = {
     {"task", T_ENUM, F(task), NULL, NOB, NOB, C_TASK,
@@ -61,6 +62,9 @@ const key_spec cfg_keys[] = {
     {"data.synthetic_size", T_INT, F(data.synthetic_size), "1024", INC(1), NOB, NULL,
      "samples per epoch with data.source synthetic"},
 
+    {"aug.type", T_ENUM, F(aug.type), "resized_crop", NOB, NOB, C_AUG,
+     "resized_crop: torchvision RandomResizedCrop (aug.crop_*); pad_crop: RandomCrop(size, "
+     "padding=aug.padding), the image shifted by up to aug.padding pixels, zeros outside"},
     {"aug.crop_scale_min", T_FLOAT, F(aug.crop_scale_min), "0.08", EXC(0), INC(1), NULL,
      "random resized crop: smallest crop area, as a fraction of the image area"},
     {"aug.crop_scale_max", T_FLOAT, F(aug.crop_scale_max), "1.0", EXC(0), INC(1), NULL,
@@ -69,6 +73,8 @@ const key_spec cfg_keys[] = {
      "random resized crop: smallest aspect ratio (width / height)"},
     {"aug.crop_ratio_max", T_FLOAT, F(aug.crop_ratio_max), "1.3333333", EXC(0), NOB, NULL,
      "random resized crop: largest aspect ratio (width / height)"},
+    {"aug.padding", T_INT, F(aug.padding), "2", INC(0), INC(64), NULL,
+     "pad_crop: zero padding on each side before the crop, in pixels"},
     {"aug.flip", T_BOOL, F(aug.flip), "true", NOB, NOB, NULL, "random horizontal flip"},
     {"aug.enable", T_BOOL, F(aug.enable), "true", NOB, NOB, NULL,
      "augment training images at all (false = the whole image, resized)"},
@@ -87,7 +93,7 @@ const key_spec cfg_keys[] = {
     {"model.mlp_ratio", T_FLOAT, F(model.mlp_ratio), "4.0", EXC(0), NOB, NULL,
      "MLP hidden width as a multiple of model.embed_dim"},
     {"model.layer_scale_init", T_FLOAT, F(model.layer_scale_init), "0.1", INC(0), NOB, NULL,
-     "initial LayerScale value (0 disables LayerScale)"},
+     "initial LayerScale value, either arch (0 disables LayerScale: the paper's vanilla ViT)"},
     {"model.drop_path", T_FLOAT, F(model.drop_path), "0.1", INC(0), EXC(1), NULL,
      "stochastic depth rate of the last block (rising linearly from 0 at the first)"},
     {"model.vocab_size", T_INT, F(model.vocab_size), "8192", INC(2), NOB, NULL,

@@ -19,7 +19,7 @@ void vit_dims_from_config(vit_dims *d, const beit_config *c, int head) {
     d->vocab = c->model.vocab_size;
     d->variant = c->model.arch == BEIT_ARCH_VIT ? VIT_VANILLA : VIT_BEIT;
     d->head = head;
-    d->layer_scale_init = d->variant == VIT_BEIT ? (float)c->model.layer_scale_init : 0.0f;
+    d->layer_scale_init = (float)c->model.layer_scale_init;
     d->init_std = (float)c->model.init_std;
 }
 

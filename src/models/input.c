@@ -12,6 +12,14 @@ void input_normalise(float *x, int C, int S, const double *mean, const double *s
     }
 }
 
+void input_sample_crop(crop_box *b, int H, int W, const beit_config *c, rng_t *r) {
+    if (c->aug.type == BEIT_AUG_PAD_CROP)
+        crop_sample_padded(b, H, W, c->aug.padding, c->aug.flip, r);
+    else
+        crop_sample(b, H, W, c->aug.crop_scale_min, c->aug.crop_scale_max, c->aug.crop_ratio_min, c->aug.crop_ratio_max,
+                    c->aug.flip, r);
+}
+
 void input_image(float *x, const uint8_t *img, int H, int W, int C, const crop_box *b, int S, const double *mean,
                  const double *std) {
     crop_apply(x, img, H, W, C, b, S);

@@ -101,7 +101,7 @@ void vit_build(vit_model *m, param_table *pt, const vit_dims *d) {
     m->K = d->in_chans * d->patch_size * d->patch_size;
     m->hd = D / NH;
     m->head_out = !d->mim ? 0 : d->head == HEAD_TOKENS ? d->vocab : m->K;
-    const int gamma = d->variant == VIT_BEIT && d->layer_scale_init > 0.0f;
+    const int gamma = d->layer_scale_init > 0.0f; /* either arch: 0 disables LayerScale */
     const int top = L + 1; /* layer id of everything after the blocks */
     char name[PARAM_NAME_MAX];
 
@@ -243,7 +243,7 @@ void vit_alloc(vit_model *m, int max_batch) {
     a->relbias = m->d.variant == VIT_BEIT ? xalloc_floats((m->d.rel_per_block ? L : 1) * NH * T * T) : NULL;
     a->drelbias = m->d.variant == VIT_BEIT ? xalloc_floats(NH * T * T) : NULL;
     a->mask = xcalloc(mb * Np, 1);
-    a->dp = xalloc_floats(L * mb);
+    a->dp = xalloc_floats(2 * L * mb);
     a->rows = xcalloc(mb * Np, sizeof(int));
     a->dx = xalloc_floats(BTD);
     a->dln = xalloc_floats(BTD);
@@ -307,8 +307,8 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
     if (mask) memcpy(a->mask, mask, (size_t)B * Np);
     else memset(a->mask, 0, (size_t)B * Np);
     a->has_dp = droppath_scales != NULL;
-    for (int l = 0; l < L && a->has_dp; l++)
-        memcpy(a->dp + (size_t)l * m->max_batch, droppath_scales + (size_t)l * B, (size_t)B * sizeof(float));
+    for (int lb = 0; lb < 2 * L && a->has_dp; lb++) /* (block, branch) rows */
+        memcpy(a->dp + (size_t)lb * m->max_batch, droppath_scales + (size_t)lb * B, (size_t)B * sizeof(float));
     a->n_rows = select_rows(m, a->rows, mask, B);
 
     /* embeddings: patchify + linear (the stride-P conv), mask substitution, CLS, pos_embed */
@@ -339,7 +339,9 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
         float *att = SLICE(a->att, l, (size_t)NH * T * T), *attproj = SLICE(a->attproj, l, TD);
         float *ln2 = SLICE(a->ln2, l, TD), *fch = SLICE(a->fch, l, TH), *fchg = SLICE(a->fch_gelu, l, TH);
         float *mlpout = SLICE(a->mlpout, l, TD);
-        const float *s = a->has_dp ? a->dp + (size_t)l * m->max_batch : NULL;
+        /* drop-path scales of the attention (s_att) and MLP (s_mlp) branches */
+        const float *s_att = a->has_dp ? a->dp + (size_t)(2 * l) * m->max_batch : NULL;
+        const float *s_mlp = a->has_dp ? a->dp + (size_t)(2 * l + 1) * m->max_batch : NULL;
 
         layernorm_forward(ln1, SLICE(a->ln1_mean, l, (size_t)T), SLICE(a->ln1_rstd, l, (size_t)T), x, P(p->norm1_w),
                           P(p->norm1_b), N, D, m->d.ln_eps);
@@ -355,14 +357,14 @@ void vit_forward(vit_model *m, const param_table *pt, const float *images, const
         }
         attention_forward(atty, att, qkv, rb, B, T, D, NH, scale);
         linear_forward(attproj, atty, P(p->proj_w), P(p->proj_b), N, D, D);
-        residual_forward(xmid, x, attproj, P(p->gamma_1), s, B, T, D);
+        residual_forward(xmid, x, attproj, P(p->gamma_1), s_att, B, T, D);
 
         layernorm_forward(ln2, SLICE(a->ln2_mean, l, (size_t)T), SLICE(a->ln2_rstd, l, (size_t)T), xmid, P(p->norm2_w),
                           P(p->norm2_b), N, D, m->d.ln_eps);
         linear_forward(fch, ln2, P(p->fc1_w), P(p->fc1_b), N, D, H);
         gelu_forward(fchg, fch, (size_t)N * H);
         linear_forward(mlpout, fchg, P(p->fc2_w), P(p->fc2_b), N, H, D);
-        residual_forward(xout, xmid, mlpout, P(p->gamma_2), s, B, T, D);
+        residual_forward(xout, xmid, mlpout, P(p->gamma_2), s_mlp, B, T, D);
     }
     if (m->d.final_norm)
         layernorm_forward(a->feat, a->feat_mean, a->feat_rstd, SLICE(a->resid, L, TD), P(m->p_norm_w),
@@ -495,11 +497,13 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
         const float *att = SLICE(a->att, l, (size_t)NH * T * T), *attproj = SLICE(a->attproj, l, TD);
         const float *ln2 = SLICE(a->ln2, l, TD), *fch = SLICE(a->fch, l, TH), *fchg = SLICE(a->fch_gelu, l, TH);
         const float *mlpout = SLICE(a->mlpout, l, TD);
-        const float *s = a->has_dp ? a->dp + (size_t)l * m->max_batch : NULL;
+        /* drop-path scales of the attention (s_att) and MLP (s_mlp) branches */
+        const float *s_att = a->has_dp ? a->dp + (size_t)(2 * l) * m->max_batch : NULL;
+        const float *s_mlp = a->has_dp ? a->dp + (size_t)(2 * l + 1) * m->max_batch : NULL;
 
         /* MLP branch: xout = xmid + s * gamma_2 * fc2(gelu(fc1(LN2(xmid)))) */
         memset(a->dbr, 0, nd * sizeof(float));
-        residual_backward(NULL, a->dbr, G(p->gamma_2), dx, mlpout, P(p->gamma_2), s, B, T, D);
+        residual_backward(NULL, a->dbr, G(p->gamma_2), dx, mlpout, P(p->gamma_2), s_mlp, B, T, D);
         memset(a->dh2, 0, nh * sizeof(float));
         linear_backward(a->dh2, G(p->fc2_w), G(p->fc2_b), a->dbr, fchg, P(p->fc2_w), N, H, D);
         memset(a->dh, 0, nh * sizeof(float));
@@ -511,7 +515,7 @@ void vit_backward_ex(vit_model *m, param_table *pt, int B, const float *const *d
 
         /* attention branch: xmid = x + s * gamma_1 * proj(attn(LN1(x))) */
         memset(a->dbr, 0, nd * sizeof(float));
-        residual_backward(NULL, a->dbr, G(p->gamma_1), dx, attproj, P(p->gamma_1), s, B, T, D);
+        residual_backward(NULL, a->dbr, G(p->gamma_1), dx, attproj, P(p->gamma_1), s_att, B, T, D);
         memset(a->datty, 0, nd * sizeof(float));
         linear_backward(a->datty, G(p->proj_w), G(p->proj_b), a->dbr, atty, P(p->proj_w), N, D, D);
         memset(a->dqkv, 0, 3 * nd * sizeof(float));
@@ -570,4 +574,18 @@ float *vit_features_grad(vit_model *m) { return m->a.dfeat; }
 const float *vit_attention(const vit_model *m, int l) {
     if (l < 0 || l >= m->d.depth) beit_fatal(BEIT_EXIT_FAILURE, "vit_attention: block %d outside 0..%d", l, m->d.depth - 1);
     return m->a.att + (size_t)l * m->max_batch * m->d.num_heads * m->T * m->T;
+}
+
+void vit_droppath_draw(float *scales, int L, int B, double drop_path, uint64_t seed, int64_t step,
+                       const int64_t *sample_ids) {
+    for (int b = 0; b < B; b++) {
+        rng_t r = rng_stream(seed, RNG_DROPPATH, (uint64_t)step, (uint32_t)sample_ids[b]);
+        for (int l = 0; l < L; l++) {
+            double p = L > 1 ? drop_path * l / (L - 1) : 0;
+            for (int br = 0; br < 2; br++) {
+                float u = rng_uniform(&r);
+                scales[((size_t)l * 2 + br) * B + b] = u < p ? 0.0f : (float)(1.0 / (1.0 - p));
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 /* The tokenization stage (include/beit/tokenize.h): a trained dVAE encodes K views of every
  * image of a store into one parallel-HDF5 token store. */
+#include "beit/input.h"
 #include "beit/tokenize.h"
 
 #include "beit/augment.h"
@@ -80,8 +81,7 @@ static void make_views(tok_pass *p, int n) {
             crop_box b = crop_identity(H, W);
             if (v > 0) {
                 rng_t r = rng_stream((uint64_t)c->seed, RNG_VIEW, (uint64_t)p->idx[i], (uint32_t)v);
-                crop_sample(&b, H, W, c->aug.crop_scale_min, c->aug.crop_scale_max, c->aug.crop_ratio_min,
-                            c->aug.crop_ratio_max, c->aug.flip, &r);
+                input_sample_crop(&b, H, W, c, &r);
             }
             size_t row = (size_t)i * K + v;
             crop_apply(p->x + row * per, p->img8 + (size_t)i * bytes, H, W, C, &b, S);

@@ -9,6 +9,7 @@
 #include "beit/error.h"
 #include "beit/finetune.h"
 #include "beit/image.h"
+#include "beit/input.h"
 #include "beit/log.h"
 #include "beit/nn.h"
 #include "beit/rng.h"
@@ -37,7 +38,7 @@ typedef struct {
     int64_t *idx;     /* [n] sample indices */
     int64_t *conf;    /* [NC,NC] segmentation: the step's confusion matrix */
     float *x;         /* [n,C,S,S] normalised model input */
-    float *dp;        /* [L,micro] drop-path scales */
+    float *dp;        /* [L,2,micro] drop-path scales (attention, MLP branch) */
     int n_local;      /* samples of this step on this rank */
 } ft_task;
 
@@ -52,8 +53,7 @@ static double ft_prepare(void *ctx, int64_t step) {
         crop_box b = crop_identity(H, W);
         if (c->aug.enable) {
             rng_t r = rng_stream((uint64_t)c->seed, RNG_AUGMENT, (uint64_t)epoch, (uint32_t)t->idx[i]);
-            crop_sample(&b, H, W, c->aug.crop_scale_min, c->aug.crop_scale_max, c->aug.crop_ratio_min,
-                        c->aug.crop_ratio_max, c->aug.flip, &r);
+            input_sample_crop(&b, H, W, c, &r);
         }
         ft_prepare_image(t->x + (size_t)i * C * S * S, t->f.seg ? t->labc + (size_t)i * S * S : NULL,
                          t->img8 + (size_t)i * H * W * C, t->f.seg ? t->lab8 + (size_t)i * H * W : NULL, H, W, C, &b, S,
@@ -69,14 +69,7 @@ static void ft_fwd_bwd(void *ctx, int64_t step, double global_count, double *sum
     const int L = f->m.d.depth, S = t->S, C = t->src.C;
     for (int a = 0; a < t->n_local; a += t->micro) {
         int B = t->n_local - a < t->micro ? t->n_local - a : t->micro;
-        for (int i = 0; i < B; i++) { /* drop path: rate l/(L-1) * drop_path for block l */
-            rng_t r = rng_stream((uint64_t)c->seed, RNG_DROPPATH, (uint64_t)step, (uint32_t)t->idx[a + i]);
-            for (int l = 0; l < L; l++) {
-                double p = L > 1 ? c->model.drop_path * l / (L - 1) : 0;
-                float u = rng_uniform(&r);
-                t->dp[(size_t)l * B + i] = u < p ? 0.0f : (float)(1.0 / (1.0 - p));
-            }
-        }
+        vit_droppath_draw(t->dp, L, B, c->model.drop_path, (uint64_t)c->seed, step, t->idx + a);
         ft_model_forward(f, t->x + (size_t)a * C * S * S, c->model.drop_path > 0 ? t->dp : NULL, B);
         if (!f->seg) {
             int top1 = 0;
@@ -171,7 +164,7 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     t->labels = xcalloc((size_t)t->local_max, sizeof(int32_t));
     t->idx = xcalloc((size_t)t->local_max, sizeof(int64_t));
     t->x = xalloc_floats((size_t)t->local_max * C * S * S);
-    t->dp = xalloc_floats((size_t)c->model.depth * t->micro);
+    t->dp = xalloc_floats((size_t)2 * c->model.depth * t->micro);
     if (seg) {
         t->lab8 = xmalloc((size_t)t->local_max * H * W);
         t->labc = xmalloc((size_t)t->local_max * S * S);

@@ -53,7 +53,7 @@ typedef struct {
     crop_box *crops;      /* [n] the crop of each sample */
     float *x;             /* [n,C,S,S] normalised model input */
     float *xdv;           /* [C,Sd,Sd] one image for the online tokenizer */
-    float *dp;            /* [L,micro] drop-path scales */
+    float *dp;            /* [L,2,micro] drop-path scales (attention, MLP branch) */
     float *pixt;          /* [micro*Np,K] pixel targets (HEAD_PIXELS; K = values per patch) */
     int32_t *tgt;         /* [n*Np] token targets of the masked positions, row-major */
     int n_local;          /* samples of this step on this rank */
@@ -70,8 +70,7 @@ static void load_sample(pre_task *t, int i, int64_t epoch) {
     if (t->tok) {
         t->views[i] = c->aug.enable && t->nviews > 1 ? (int)rng_below(&r, (uint64_t)t->nviews) : 0;
     } else if (c->aug.enable) {
-        crop_sample(&box, t->src.H, t->src.W, c->aug.crop_scale_min, c->aug.crop_scale_max, c->aug.crop_ratio_min,
-                    c->aug.crop_ratio_max, c->aug.flip, &r);
+        input_sample_crop(&box, t->src.H, t->src.W, c, &r);
         t->crops[i] = box;
     } else {
         t->crops[i] = box;
@@ -119,15 +118,7 @@ static void pre_fwd_bwd(void *ctx, int64_t step, double global_masked, double *s
     const size_t per = (size_t)C * S * S;
     for (int a = 0; a < t->n_local; a += t->micro) {
         int B = t->n_local - a < t->micro ? t->n_local - a : t->micro;
-        /* drop path: rate l/(L-1) * drop_path for block l; one uniform per (sample, block) */
-        for (int i = 0; i < B; i++) {
-            rng_t r = rng_stream((uint64_t)c->seed, RNG_DROPPATH, (uint64_t)step, (uint32_t)t->idx[a + i]);
-            for (int l = 0; l < L; l++) {
-                double p = L > 1 ? c->model.drop_path * l / (L - 1) : 0;
-                float u = rng_uniform(&r);
-                t->dp[(size_t)l * B + i] = u < p ? 0.0f : (float)(1.0 / (1.0 - p));
-            }
-        }
+        vit_droppath_draw(t->dp, L, B, c->model.drop_path, (uint64_t)c->seed, step, t->idx + a);
         const uint8_t *mask = t->mask + (size_t)a * m->Np;
         vit_forward(m, &t->pt, t->x + a * per, mask, c->model.drop_path > 0 ? t->dp : NULL, B);
         int M = vit_head_rows(m, mask, B);
@@ -333,7 +324,7 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     t->tokens = xcalloc((size_t)t->local_max * m->Np, sizeof(int32_t));
     t->tgt = xcalloc((size_t)t->local_max * m->Np, sizeof(int32_t));
     t->x = xalloc_floats((size_t)t->local_max * per);
-    t->dp = xalloc_floats((size_t)vd.depth * t->micro);
+    t->dp = xalloc_floats((size_t)2 * vd.depth * t->micro);
     if (t->head == HEAD_PIXELS) t->pixt = xalloc_floats((size_t)t->micro * m->Np * m->K);
 
     beit_log("pretrain: %s ViT, %dx%dx%d images, patch %d (%dx%d grid), D %d, %d blocks, %d heads; target %s, "

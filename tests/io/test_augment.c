@@ -200,7 +200,69 @@ static void apply_checks(void) {
     }
 }
 
+/* RandomCrop(28, padding=2) + flip: offsets uniform on [-2, 2] for rows and columns, the
+ * box the image's own size, flips half the time; crop_apply shifts the pixels and reads zeros
+ * outside; a padded crop resized to another size resamples the zero-padded image. */
+static void padded_checks(void) {
+    enum { N = 50000, PAD = 2, H = 28, W = 28 };
+    long cy[2 * PAD + 1] = {0}, cx[2 * PAD + 1] = {0}, flips = 0;
+    int shape_ok = 1;
+    for (int i = 0; i < N; i++) {
+        rng_t r = rng_stream(5, RNG_AUGMENT, 0, (uint32_t)i);
+        crop_box b;
+        crop_sample_padded(&b, H, W, PAD, 1, &r);
+        shape_ok &= b.h == H && b.w == W && b.y0 == floorf(b.y0) && b.x0 == floorf(b.x0) && fabsf(b.y0) <= PAD &&
+                    fabsf(b.x0) <= PAD;
+        if (!shape_ok) break;
+        cy[(int)b.y0 + PAD]++;
+        cx[(int)b.x0 + PAD]++;
+        flips += b.flip;
+    }
+    double e = (double)N / (2 * PAD + 1), sd = sqrt(N * (1.0 / (2 * PAD + 1)) * (1 - 1.0 / (2 * PAD + 1))), worst = 0;
+    for (int k = 0; k <= 2 * PAD; k++) worst = fmax(worst, fmax(fabs(cy[k] - e), fabs(cx[k] - e)) / sd);
+    t_ok(shape_ok, "pad crop: integer offsets in [-%d, %d], box the image's size", PAD, PAD);
+    t_ok(worst < 5, "pad crop: row and column offsets uniform over the %d values (worst %.1f sd, %d draws)",
+         2 * PAD + 1, worst, N);
+    t_ok(fabs(flips - N / 2.0) / sqrt(N / 4.0) < 5, "pad crop: flipped %ld of %d", flips, N);
+
+    uint8_t img[H * W];
+    for (int i = 0; i < H * W; i++) img[i] = (uint8_t)(1 + i % 250);
+    float out[H * W];
+    crop_box b = {-2.0f, 1.0f, (float)H, (float)W, 0}; /* shifted down 2 rows, left 1 column */
+    crop_apply(out, img, H, W, 1, &b, H);
+    int ok = 1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int sy = y - 2, sx = x + 1;
+            float want = sy >= 0 && sx < W ? img[sy * W + sx] * (1.0f / 255.0f) : 0.0f;
+            ok &= out[y * W + x] == want;
+        }
+    t_ok(ok, "pad crop: crop_apply of box (y0 -2, x0 1) shifts the image and reads zeros outside");
+    b.flip = 1;
+    crop_apply(out, img, H, W, 1, &b, H);
+    ok = 1;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int sy = y - 2, sx = (W - 1 - x) + 1;
+            float want = sy >= 0 && sx < W ? img[sy * W + sx] * (1.0f / 255.0f) : 0.0f;
+            ok &= out[y * W + x] == want;
+        }
+    t_ok(ok, "pad crop: ... and with the flip, mirrors the shifted box");
+    /* resized: equal to resampling an explicitly zero-padded image */
+    enum { M = 3, HP = H + 2 * M, WP = W + 2 * M, S = 20 };
+    uint8_t padimg[HP * WP];
+    memset(padimg, 0, sizeof padimg);
+    for (int y = 0; y < H; y++) memcpy(padimg + (y + M) * WP + M, img + y * W, W);
+    crop_box q = {-1.0f, 2.0f, (float)H, (float)W, 0}, qp = {-1.0f + M, 2.0f + M, (float)H, (float)W, 0};
+    float a[S * S], want[S * S];
+    crop_apply(a, img, H, W, 1, &q, S);
+    crop_apply(want, padimg, HP, WP, 1, &qp, S);
+    t_ok(memcmp(a, want, sizeof a) == 0, "pad crop resized to %dx%d: the same as resampling the zero-padded image", S,
+         S);
+}
+
 int main(void) {
+    padded_checks();
     fallback_checks();
     stats(224, 224, 0.08, 1.0, 0.75, 4.0 / 3.0);
     stats(96, 160, 0.35, 0.9, 0.5, 2.0);

@@ -165,9 +165,12 @@ static void run_case(const char *cs, int vanilla, int cls_pool, const char *cons
         if (!t_ok(i >= 0, "%s: %s exists", cs, fd[q])) continue;
         float *g = xmalloc(pt->t[i].numel * sizeof(float));
         memcpy(g, params_grad(pt, i), pt->t[i].numel * sizeof(float));
-        snprintf(nm, sizeof nm, "%s: d loss / d %s (finite differences, rtol 1e-2)", cs, fd[q]);
-        double eps = pt->t[i].numel > 100 ? 3e-3 : 1e-2;
-        t_fd_check(nm, case_loss, &k, params_data(pt, i), g, pt->t[i].numel, eps, 1e-2, 1e-4, 3, 77 + (uint64_t)q);
+        snprintf(nm, sizeof nm, "%s: d loss / d %s (finite differences, rtol 1e-2 of max(|d|, 1e-3))", cs, fd[q]);
+        double eps = 1e-2; /* smooth model (GELU, softmax, LayerNorm): truncation error O(eps^2) stays below 1e-2 */
+        /* floor 1e-3: the float32 loss's rounding gives finite differences ~3e-6 of noise at this
+         * eps (seen: the relative position table's directional derivatives are ~4e-5), so small
+         * derivatives are judged to an absolute 1e-5; the exact check against torch is (a) */
+        t_fd_check(nm, case_loss, &k, params_data(pt, i), g, pt->t[i].numel, eps, 1e-2, 1e-3, 3, 77 + (uint64_t)q);
         free(g);
     }
     free(k.images);

@@ -275,6 +275,7 @@ static void test_order(void) {
         const char **want = var == 0 ? beit : vanilla;
         int nw = var == 0 ? (int)(sizeof beit / sizeof *beit) : (int)(sizeof vanilla / sizeof *vanilla);
         vit_dims d = small_dims(var == 0 ? VIT_BEIT : VIT_VANILLA, HEAD_TOKENS, 0);
+        if (var == 1) d.layer_scale_init = 0.0f; /* the paper's vanilla ViT: no LayerScale */
         param_table pt;
         vit_model m;
         params_init(&pt);
@@ -286,7 +287,7 @@ static void test_order(void) {
                 ok = 0;
             }
         t_ok(ok, "%s table order: head, norm, blocks L-1..0 (backward order inside), %s, cls, mask, patch_embed",
-             var == 0 ? "beit" : "vanilla", var == 0 ? "rel_pos_bias" : "pos_embed");
+             var == 0 ? "beit" : "vanilla (layer_scale_init 0)", var == 0 ? "rel_pos_bias" : "pos_embed");
         params_alloc(&pt);
         /* offsets are contiguous in that order */
         int contiguous = 1;
@@ -439,10 +440,18 @@ static void test_init(void) {
     check_trunc(&pt, "pos_embed", sd, 2.0, 1.0, 0.05);
     check_trunc(&pt, "lm_head.weight", sd, 2.0, 1.0, 0.02);
     check_trunc(&pt, "blocks.3.mlp.fc2.weight", sd, 2.0, sqrt(8.0), 0.03);
-    t_ok(params_find(&pt, "blocks.0.gamma_1") < 0 && params_find(&pt, "rel_pos_bias.relative_position_bias_table") < 0,
-         "vanilla: no gamma, no relative position table");
+    t_ok(params_find(&pt, "blocks.0.gamma_1") >= 0 && params_find(&pt, "rel_pos_bias.relative_position_bias_table") < 0,
+         "vanilla with layer_scale_init 0.1: gammas (LayerScale applies to either arch), no relative position table");
     vit_free(&m);
     params_free(&pt);
+    d.layer_scale_init = 0.0f; /* the paper's vanilla ViT */
+    params_init(&pt);
+    vit_build(&m, &pt, &d);
+    t_ok(params_find(&pt, "blocks.0.gamma_1") < 0 && params_find(&pt, "blocks.0.gamma_2") < 0,
+         "vanilla with layer_scale_init 0: no gamma tensors");
+    vit_free(&m);
+    params_free(&pt);
+    d.layer_scale_init = 0.1f;
 }
 
 /* the index buffer vit builds equals unilm's relative_position_index */
@@ -462,8 +471,62 @@ static void test_relpos_index(void) {
     params_free(&pt);
 }
 
+/* vit_droppath_draw: block l's rate drop_path * l / (L-1) on each branch, the two branches of
+ * a block drawn independently (timm's DropPath called once per branch), a sample's scales the
+ * same whatever batch it is drawn in. */
+static void test_droppath_draw(void) {
+    enum { L = 12, N = 20000 };
+    const double rate = 0.5; /* large, for statistical power; the rule is linear in it */
+    int64_t *ids = malloc(N * sizeof(int64_t));
+    for (int b = 0; b < N; b++) ids[b] = 1000 + b;
+    float *s = malloc((size_t)L * 2 * N * sizeof(float));
+    vit_droppath_draw(s, L, N, rate, 7, 42, ids);
+    int rates_ok = 1, values_ok = 1, indep_ok = 1;
+    double worst_z = 0, worst_zj = 0;
+    for (int l = 0; l < L; l++) {
+        double p = rate * l / (L - 1), keep = 1.0 / (1.0 - p);
+        long drop[2] = {0, 0}, both = 0;
+        for (int b = 0; b < N; b++) {
+            float a = s[((size_t)l * 2 + 0) * N + b], m = s[((size_t)l * 2 + 1) * N + b];
+            for (int br = 0; br < 2; br++) {
+                float v = br ? m : a;
+                if (!(v == 0.0f || v == (float)keep)) values_ok = 0;
+                drop[br] += v == 0.0f;
+            }
+            both += a == 0.0f && m == 0.0f;
+        }
+        double sd = sqrt(N * p * (1 - p)) + 1e-12;
+        for (int br = 0; br < 2; br++) {
+            double z = fabs(drop[br] - N * p) / sd;
+            if (l == 0 ? drop[br] != 0 : z > 5) rates_ok = 0;
+            if (z > worst_z) worst_z = z;
+        }
+        /* independent branches: both dropped with probability p^2 (one shared draw gives p) */
+        double q = p * p, sdj = sqrt(N * q * (1 - q)) + 1e-12, zj = fabs(both - N * q) / sdj;
+        if (l > 0 && zj > 5) indep_ok = 0;
+        if (zj > worst_zj) worst_zj = zj;
+    }
+    t_ok(values_ok, "droppath_draw: every scale is 0 or 1/(1-p_l)");
+    t_ok(rates_ok, "droppath_draw: block l drops each branch at drop_path*l/(L-1) (block 0 never; worst %.1f sd "
+         "over %d samples)", worst_z, N);
+    t_ok(indep_ok, "droppath_draw: attention and MLP branch drawn independently (both dropped at p^2; worst %.1f sd)",
+         worst_zj);
+    /* a sample's scales do not depend on the batch it is drawn in (ranks, micro-batches) */
+    float *s2 = malloc((size_t)L * 2 * 3 * sizeof(float));
+    int64_t some[3] = {ids[5], ids[17], ids[N - 1]};
+    int idx_of[3] = {5, 17, N - 1}, same = 1;
+    vit_droppath_draw(s2, L, 3, rate, 7, 42, some);
+    for (int lb = 0; lb < 2 * L; lb++)
+        for (int j = 0; j < 3; j++) same &= s2[(size_t)lb * 3 + j] == s[(size_t)lb * N + idx_of[j]];
+    t_ok(same, "droppath_draw: a sample's scales are the same drawn in a batch of 3 as in a batch of %d", N);
+    free(s2);
+    free(s);
+    free(ids);
+}
+
 int main(void) {
     FX = fx_open("vit.h5");
+    test_droppath_draw();
     test_order();
     test_relpos_index();
     test_init();

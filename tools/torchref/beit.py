@@ -16,13 +16,16 @@ timm is not used: the modules are defined here with unilm's (= timm's) parameter
 shapes, so state_dict() names are the reference's. Changes against the reference, all for
 testing or for the ablations the paper reports:
   * dropout / attn-dropout are omitted (rate 0 in BEiT pre-training);
-  * drop path takes SUPPLIED per-sample scales (droppath_scales[L][B]: 0 = dropped, 1/(1-p)
-    = kept) instead of drawing them, exactly what timm's drop_path multiplies by;
+  * drop path takes SUPPLIED per-sample scales (droppath_scales[L][2][B]: per block, branch 0
+    = attention, 1 = MLP; 0 = dropped, 1/(1-p) = kept) instead of drawing them, exactly what
+    timm's drop_path multiplies by; as in timm, where one DropPath module is called once per
+    branch, each branch has its own keep mask;
   * variant "beit"   = the reference pre-training default: shared relative position bias
                        (rel_pos_bias.relative_position_bias_table), LayerScale gamma_1/gamma_2
                        (init_values; 0 or None disables), no absolute pos_embed;
     variant "vit"    = the paper's vanilla-ViT ablation: learned absolute pos_embed, no
-                       LayerScale, no relative bias. Both keep qkv_bias=True (q_bias, v_bias;
+                       relative bias; LayerScale as init_values says (0 or None: none, the
+                       paper's vanilla ViT). Both keep qkv_bias=True (q_bias, v_bias;
                        k has no bias): the reference's MIM constructors always pass
                        qkv_bias=True, and the flag is independent of the variant flags.
   * head "tokens"    = the reference's lm_head Linear(D, V), cross-entropy (mean over masked);
@@ -122,12 +125,14 @@ class Block(nn.Module):
             self.gamma_1, self.gamma_2 = None, None
 
     def forward(self, x, rel_pos_bias=None, dp=None, keep=None):
+        # dp: [2][B] scales of the attention and the MLP branch (each its own draw), or None
+        dp_att, dp_mlp = (None, None) if dp is None else (dp[0], dp[1])
         if self.gamma_1 is None:
-            x = x + drop_path(self.attn(self.norm1(x), rel_pos_bias=rel_pos_bias, keep=keep), dp)
-            x = x + drop_path(self.mlp(self.norm2(x)), dp)
+            x = x + drop_path(self.attn(self.norm1(x), rel_pos_bias=rel_pos_bias, keep=keep), dp_att)
+            x = x + drop_path(self.mlp(self.norm2(x)), dp_mlp)
         else:
-            x = x + drop_path(self.gamma_1 * self.attn(self.norm1(x), rel_pos_bias=rel_pos_bias, keep=keep), dp)
-            x = x + drop_path(self.gamma_2 * self.mlp(self.norm2(x)), dp)
+            x = x + drop_path(self.gamma_1 * self.attn(self.norm1(x), rel_pos_bias=rel_pos_bias, keep=keep), dp_att)
+            x = x + drop_path(self.gamma_2 * self.mlp(self.norm2(x)), dp_mlp)
         return x
 
 
@@ -193,8 +198,6 @@ class VisionTransformerForMaskedImageModeling(nn.Module):
         self.mask_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         use_abs_pos_emb = variant == "vit"
         use_shared_rel_pos_bias = variant == "beit"
-        if not use_shared_rel_pos_bias:
-            init_values = None  # vanilla ViT: no LayerScale
         if use_abs_pos_emb:
             self.pos_embed = nn.Parameter(torch.zeros(1, num_patches + 1, embed_dim))
         else:
@@ -324,7 +327,8 @@ def param_rules(model):
 class VisionTransformerFinetune(nn.Module):
     """unilm beit/modeling_finetune.py VisionTransformer as run_class_finetuning builds it for
     BEiT: use_rel_pos_bias (a table per block), no shared table, no abs pos (variant "beit");
-    or abs pos_embed without relative bias and LayerScale (variant "vit"). pool "mean":
+    or abs pos_embed without relative bias (variant "vit"); LayerScale as init_values says, in
+    either variant (0 or None: none). pool "mean":
     norm = Identity, fc_norm(mean of patch tokens); pool "cls": norm, x[:, 0]. head init:
     trunc normal(std .02) then weight and bias * init_scale. Dropout omitted (rate 0)."""
 
@@ -336,8 +340,6 @@ class VisionTransformerFinetune(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pool = pool
         rel = variant == "beit"
-        if not rel:
-            init_values = None
         self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim)) if not rel else None
         ws = self.patch_embed.patch_shape if rel else None
         self.blocks = nn.ModuleList([Block(embed_dim, num_heads, mlp_hidden, init_values, eps, window_size=ws)

@@ -151,10 +151,10 @@ def bench_pretrain(cfg, a):
         tgt = torch.randint(0, V, (M,))
         dp = None
         if dpr > 0:
-            dp = torch.empty(L, B)
+            dp = torch.empty(L, 2, B)  # per block: the attention and the MLP branch
             for l in range(L):
                 p = dpr * l / (L - 1) if L > 1 else 0.0
-                dp[l] = (torch.rand(B) >= p).float() / (1.0 - p)
+                dp[l] = (torch.rand(2, B) >= p).float() / (1.0 - p)
         logits, _ = model(x, mask, droppath_scales=dp)
         loss = F.cross_entropy(logits, tgt)
         with torch.no_grad():
