@@ -209,7 +209,7 @@ static void test_round_trip(const char *dir) {
     dist_range rg[2] = {{2, 9, 0}, {20, 31, 7}};
     float ms[18], vs[18];
     ckpt_optim_part part = {ms, vs, 2, rg};
-    ckpt_load_optim_part(&r, &pt, &part);
+    ckpt_load_optim_part(&r, &pt, &part, MPI_COMM_NULL);
     t_ok(memcmp(ms, m_ref + 2, 7 * sizeof(float)) == 0 && memcmp(ms + 7, m_ref + 20, 11 * sizeof(float)) == 0 &&
              memcmp(vs, v_ref + 2, 7 * sizeof(float)) == 0 && memcmp(vs + 7, v_ref + 20, 11 * sizeof(float)) == 0,
          "ckpt_load_optim_part: the ranges [2,9) and [20,31) of the flat state");
