@@ -40,6 +40,9 @@
 #include "beit/params.h"
 
 #include <stdint.h>
+#include <stdio.h>
+
+#define CKPT_FORMAT "beit-checkpoint" /* the root attribute 'format' */
 
 /* Per-tensor checksum, order-independent and split-combinable: the sum mod 2^64 over the
  * elements i of x [n] of mix64((first + i) << 32 | float bits of x[i]), mix64 = splitmix64's
@@ -113,6 +116,13 @@ void ckpt_load_optim(ckpt_reader *r, const param_table *pt, float *m, float *v);
  * ckpt_load_optim verifies every tensor locally. */
 void ckpt_load_optim_part(ckpt_reader *r, const param_table *pt, const ckpt_optim_part *o, MPI_Comm comm);
 void ckpt_close(ckpt_reader *r);
+
+/* `beit data info` of a checkpoint (src/io/checkpoint_describe.c): kind, step, seed, ranks,
+ * format version, created_by, a summary of the stored config, the tensors (name, shape,
+ * recorded checksum) and the optimizer state. verify = 1 loads every tensor and the whole
+ * optimizer state as a resume does: a NaN/Inf or a checksum that differs ends the job with
+ * BEIT_EXIT_CHECKPOINT naming the file and the tensor. Errors of ckpt_open as there. Returns 0. */
+int ckpt_describe(FILE *f, const char *path, int verify);
 
 /* 1 iff path is a readable beit checkpoint that is complete (format_version 1, or 2 with
  * complete = 1). */

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CKPT_FORMAT "beit-checkpoint"
 #define CKPT_VERSION 3     /* written: 3 = per-tensor checksums */
 #define CKPT_VERSION_MIN 1 /* read: 1 = per-tensor optimizer groups, no 'complete' attribute */
 #define CKPT_VERSION_SUMS 3 /* the first version with checksums */
