@@ -142,8 +142,11 @@ void store_read_masks(beit_store *s, const char *split, const int64_t *indices, 
  * layout (groups and datasets with shape, type, chunks, filters, size on disk), the root
  * attributes, the samples per class of every split and, with masks, the per-class pixel
  * frequencies of every split (every mask read and checked). Labels outside [0, num_classes)
- * are listed, then end the job with BEIT_EXIT_DATA. Returns 0. */
-int store_describe(FILE *f, const char *path);
+ * are listed, then end the job with BEIT_EXIT_DATA. verify = 1 (`--verify`) also reads every
+ * image block (a damaged chunk fails its read) and recomputes the per-channel mean/std over
+ * the stats split as the writer did: a difference ends the job with BEIT_EXIT_DATA naming the
+ * attribute. Returns 0. */
+int store_describe(FILE *f, const char *path, int verify);
 
 /* ---- writing (importers, tests) ------------------------------------------------------------ */
 typedef struct {

@@ -57,6 +57,13 @@ int tokens_image_height(const token_store *t); /* of the store that was tokenize
 int tokens_image_width(const token_store *t);
 int tokens_image_channels(const token_store *t);
 
+/* `beit data info` of a token store (src/io/tokens_describe.c): the root attributes (vocabulary,
+ * grid, views, tokenizer and dataset links), the splits and the layout. verify = 1 reads every
+ * row of every split and checks every token < vocab_size and every crop box (finite, inside
+ * the stored image, flip 0 or 1, view 0 = the whole image): a violation ends the job with
+ * BEIT_EXIT_DATA naming the split, the dataset and the row. Returns 0. */
+int tokens_describe(FILE *f, const char *path, int verify);
+
 /* ---- writing (beit tokenize) ------------------------------------------------------------
  * Every call below is collective over comm (every rank calls it, with the same arguments
  * except the rows of tokens_write_rows). The file is created with the MPI-IO driver at

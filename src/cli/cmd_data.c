@@ -3,13 +3,14 @@
  *   beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] [--force] OUT.h5
  *   beit data import folder DIR OUT.h5 --size S [--split-name NAME] [--test-fraction F] [--force]
  *   beit data mosaic --data FMNIST.h5 --seed S [--train N] [--test N] [--png FILE] [--force] OUT.h5
- *   beit data info FILE.h5
+ *   beit data info [--verify] FILE.h5
  *
  * Flags are parsed here (runopts.h); the work is a library stage (import.h, store.h). An
  * existing OUT.h5 is refused before any work unless --force (outfile.h).
  * Imports are single-process jobs: under mpirun, rank 0 works and the others wait. */
 #include "commands.h"
 #include "runopts.h"
+#include "beit/describe.h"
 #include "beit/error.h"
 #include "beit/import.h"
 #include "beit/log.h"
@@ -35,7 +36,7 @@ static void usage_data(FILE *f) {
                "  import fashion-mnist   import the Fashion-MNIST IDX files (Debian dataset-fashion-mnist)\n"
                "  import folder          import a class-per-subfolder tree of PNG/JPEG images\n"
                "  mosaic                 build a segmentation store (per-pixel masks) from Fashion-MNIST\n"
-               "  info                   describe a store: layout, attributes, per-class counts\n"
+               "  info                   describe any file beit writes (store, token store, checkpoint)\n"
                "\n"
                "`beit data <subcommand> --help` describes each. Example:\n"
                "  beit data import fashion-mnist data/fmnist.h5 && beit data info data/fmnist.h5\n");
@@ -126,19 +127,30 @@ static void usage_mosaic(FILE *f) {
 }
 
 static void usage_info(FILE *f) {
-    fprintf(f, "usage: beit data info FILE.h5\n"
+    fprintf(f, "usage: beit data info [--verify] FILE.h5\n"
                "\n"
-               "Prints the store's layout (groups, datasets with shape, type, chunks, filters and size\n"
-               "on disk), its attributes, and statistics: per-class sample counts of every split,\n"
-               "the per-channel mean/std and, for stores with masks, the per-class pixel frequencies\n"
-               "of every split (every mask is read and checked). A missing file, one that is not a\n"
-               "dataset store or a mask value outside [0, num_classes) exits 3.\n"
+               "Describes any file beit writes, told apart by its 'format' attribute:\n"
+               "  dataset store  its layout (groups, datasets with shape, type, chunks, filters and size\n"
+               "                 on disk), its attributes, and statistics: per-class sample counts of\n"
+               "                 every split, the per-channel mean/std and, for stores with masks, the\n"
+               "                 per-class pixel frequencies of every split (every mask is read and checked)\n"
+               "  token store    vocabulary, grid, views, the tokenizer and dataset it was made from,\n"
+               "                 its splits, layout and attributes\n"
+               "  checkpoint     kind, step, seed, ranks, format version, a summary of its config, its\n"
+               "                 tensors (name, shape, checksum) and whether it holds the optimizer state\n"
+               "A missing file, one of no known format, or a bad store exits 3; a bad checkpoint exits 4.\n"
                "\n"
                "flags:\n"
+               "  --verify     read all of it and check every invariant: a store's images, labels\n"
+               "               and masks, and its mean/std against the images; a token store's tokens\n"
+               "               (< vocab_size) and crop boxes; a checkpoint's tensors and optimizer\n"
+               "               state (finite, each checksum). The file and dataset or tensor at fault\n"
+               "               are named (exit 3 for a store, 4 for a checkpoint)\n"
                "  -h, --help   this text\n"
                "\n"
                "example:\n"
-               "  beit data info data/fmnist.h5\n");
+               "  beit data info data/fmnist.h5\n"
+               "  beit data info --verify runs/pretrain/ckpt-00001000.h5\n");
 }
 
 /* ======================================================================================== */
@@ -238,12 +250,13 @@ static int data_mosaic(int argc, char **argv) {
 }
 
 static int data_info(int argc, char **argv) {
-    const char *cmd = "beit data info", *pos[1];
+    const char *cmd = "beit data info", *pos[1], *verify = NULL;
+    const extra_flag flags[] = {{"--verify", NULL, NULL, &verify}, {0}};
     int npos;
-    if (runopts_parse_args(cmd, argc, argv, NULL, pos, 1, &npos, usage_info)) return 0;
+    if (runopts_parse_args(cmd, argc, argv, flags, pos, 1, &npos, usage_info)) return 0;
     if (npos != 1) beit_fatal_user(BEIT_EXIT_USAGE, "%s: missing FILE.h5 (see '%s --help')", cmd, cmd);
     if (beit_rank() != 0) return 0;
-    return store_describe(stdout, pos[0]);
+    return beit_describe(stdout, pos[0], verify != NULL);
 }
 
 /* ======================================================================================== */

@@ -15,9 +15,56 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CKPT_FORMAT "beit-checkpoint"
-#define CKPT_VERSION 2     /* written */
+#define CKPT_VERSION 3     /* written: 3 = per-tensor checksums */
 #define CKPT_VERSION_MIN 1 /* read: 1 = per-tensor optimizer groups, no 'complete' attribute */
+#define CKPT_VERSION_SUMS 3 /* the first version with checksums */
+
+/* splitmix64's finaliser: every input bit flips about half of the output bits */
+static inline uint64_t mix64(uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+uint64_t ckpt_checksum(const float *x, size_t n, size_t first) {
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, &x[i], sizeof b);
+        s += mix64(((uint64_t)(first + i) << 32) | b);
+    }
+    return s;
+}
+
+/* Tensor of the table holding flat float `pos` (offsets ascend with the index). */
+static int tensor_at(const param_table *pt, size_t pos) {
+    int lo = 0, hi = pt->n - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (pt->t[mid].offset <= pos) lo = mid;
+        else hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Per-tensor partial checksums of the ranges of o: sums[2i] of m, sums[2i+1] of v, and
+ * cover[i] = floats of tensor i inside the ranges (added to what the arrays hold). */
+static void optim_sums(const param_table *pt, const ckpt_optim_part *o, uint64_t *sums, uint64_t *cover) {
+    for (int j = 0; j < o->n; j++) {
+        size_t pos = o->r[j].lo;
+        while (pos < o->r[j].hi) {
+            int i = tensor_at(pt, pos);
+            const param_info *p = &pt->t[i];
+            size_t end = p->offset + p->numel < o->r[j].hi ? p->offset + p->numel : o->r[j].hi;
+            size_t at = o->r[j].off + (pos - o->r[j].lo);
+            sums[2 * i] += ckpt_checksum(o->m + at, end - pos, pos - p->offset);
+            sums[2 * i + 1] += ckpt_checksum(o->v + at, end - pos, pos - p->offset);
+            if (cover) cover[i] += end - pos;
+            pos = end;
+        }
+    }
+}
 
 /* The table's layout as text, one "name offset numel" line per tensor: stored with the flat
  * optimizer state and compared on load (the flat state only fits the same layout). */
@@ -162,6 +209,14 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
     W(w, h5a_put_str(f, "config", meta->config_yaml ? meta->config_yaml : ""));
     W(w, h5a_put_str(f, "created_by", "beit " BEIT_VERSION));
 
+    /* per-tensor checksums: each rank sums the tensors it writes, the sum over ranks is the
+     * value every rank records (attributes are collective) */
+    uint64_t *psum = xcalloc((size_t)pt->n + 1, sizeof *psum);
+    for (int i = 0; i < pt->n; i++)
+        if (tensor_writer(&pt->t[i], pt->total, d->size) == d->rank)
+            psum[i] = ckpt_checksum(pt->data + pt->t[i].offset, pt->t[i].numel, 0);
+    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, psum, pt->n, MPI_UINT64_T, MPI_SUM, d->comm));
+
     /* the parameters, once: tensor by tensor, each written by one rank (independent I/O) */
     hid_t gp = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     W(w, gp);
@@ -170,20 +225,37 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
         hsize_t dims[PARAM_MAX_DIMS];
         for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
         hid_t ds = create_dataset(w, gp, p->name, p->ndim, dims);
+        if (ds >= 0)
+            WD(w, h5a_put(ds, "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, 1, &psum[i]),
+               "writing the checksum of /params/%s", p->name);
         if (ds >= 0 && tensor_writer(p, pt->total, d->size) == d->rank)
             WD(w, H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pt->data + p->offset),
                "writing /params/%s", p->name);
         if (ds >= 0) H5Dclose(ds);
     }
     if (gp >= 0) H5Gclose(gp);
+    free(psum);
 
     /* the AdamW state: two flat datasets in the table's float order; each rank writes the
      * ranges it holds in one collective write per dataset */
     if (opt && opt->m && opt->v) {
+        /* the moments' per-tensor checksums: every rank sums its ranges, the sum over ranks
+         * covers each float once */
+        uint64_t *osum = xcalloc(2 * (size_t)pt->n + 1, sizeof *osum);
+        optim_sums(pt, opt, osum, NULL);
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, osum, 2 * pt->n, MPI_UINT64_T, MPI_SUM, d->comm));
         hid_t go = H5Gcreate2(f, "optim", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         W(w, go);
         hid_t dm = -1, dv = -1;
         if (go >= 0) {
+            hsize_t cd[2] = {(hsize_t)pt->n, 2};
+            hid_t cs = H5Screate_simple(2, cd, NULL);
+            hid_t dc = H5Dcreate2(go, "checksums", H5T_STD_U64LE, cs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            WD(w, dc, "creating dataset checksums");
+            H5Sclose(cs);
+            if (dc >= 0 && d->rank == 0 && pt->n > 0) /* small: one rank writes it (independent I/O) */
+                WD(w, H5Dwrite(dc, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, osum), "writing /optim/checksums");
+            if (dc >= 0) H5Dclose(dc);
             char *layout = layout_string(pt);
             W(w, h5a_put_str(go, "layout", "flat"));
             W(w, h5a_put_i64(go, "total", (int64_t)pt->total));
@@ -213,6 +285,7 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
         if (dm >= 0) H5Dclose(dm);
         if (dv >= 0) H5Dclose(dv);
         if (go >= 0) H5Gclose(go);
+        free(osum);
     }
     /* written last: a file at a checkpoint's name without it is incomplete */
     W(w, h5a_put_i64(f, "complete", 1));
@@ -316,6 +389,10 @@ void ckpt_open(ckpt_reader *r, const char *path) {
     r->seed = (uint64_t)seed;
     r->nranks = (int)nranks;
     r->has_optim = H5Lexists(f, "optim", H5P_DEFAULT) > 0;
+    r->version = (int)ver;
+    if (ver < CKPT_VERSION_SUMS)
+        beit_warn("%s: checkpoint format_version %lld has no checksums: its tensors cannot be verified (format %d "
+                  "and later can)", path, (long long)ver, CKPT_VERSION_SUMS);
     free(fmt);
     free(kind);
 }
@@ -330,6 +407,26 @@ static void refuse_nonfinite(const ckpt_reader *r, const char *what, const float
             beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: tensor %s holds %s at element %zu (a damaged checkpoint, or "
                             "one written by a run that diverged)", r->path, what, isnan(x[i]) ? "NaN" : "Inf",
                             first + i);
+}
+
+static BEIT_NORETURN void checksum_mismatch(const ckpt_reader *r, const char *what, uint64_t recorded,
+                                            uint64_t computed) {
+    beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: tensor %s: checksum mismatch (recorded %016llx, computed %016llx): the "
+                    "file changed after it was written (damaged or partly copied)", r->path, what,
+                    (unsigned long long)recorded, (unsigned long long)computed);
+}
+
+/* format >= 3: the dataset's attribute 'checksum' against the tensor as read (whole) */
+static void verify_tensor(const ckpt_reader *r, hid_t ds, const char *what, const float *x, size_t n) {
+    if (r->version < CKPT_VERSION_SUMS) return;
+    uint64_t rec = 0;
+    hid_t a = H5Aexists(ds, "checksum") > 0 ? H5Aopen(ds, "checksum", H5P_DEFAULT) : -1;
+    if (a < 0 || H5Aread(a, H5T_NATIVE_UINT64, &rec) < 0)
+        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: tensor %s has no readable attribute 'checksum' (every tensor of a "
+                        "format %d checkpoint has one: file damaged?)", r->path, what, r->version);
+    H5Aclose(a);
+    uint64_t got = ckpt_checksum(x, n, 0);
+    if (got != rec) checksum_mismatch(r, what, rec, got);
 }
 
 static int read_tensor(ckpt_reader *r, const char *path, const param_info *p, float *dst) {
@@ -362,6 +459,7 @@ static int read_tensor(ckpt_reader *r, const char *path, const param_info *p, fl
     if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
         beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read tensor %s (file damaged?)", r->path, path);
     refuse_nonfinite(r, path, dst, (size_t)p->numel, 0);
+    verify_tensor(r, ds, path, dst, (size_t)p->numel);
     H5Dclose(ds);
     return 1;
 }
@@ -405,7 +503,40 @@ int ckpt_read_param(ckpt_reader *r, const char *name, const param_info *p, float
 void ckpt_load_params(ckpt_reader *r, param_table *pt) { read_group(r, "params", pt, pt->data); }
 
 /* format 2: the flat datasets, the ranges of o */
-static void read_flat(ckpt_reader *r, const param_table *pt, const ckpt_optim_part *o) {
+/* format >= 3: the moments' checksums of the tensors the ranges cover whole (over comm's ranks
+ * when comm is not MPI_COMM_NULL) against /optim/checksums [ntensors][2] */
+static void verify_flat(ckpt_reader *r, hid_t go, const param_table *pt, const ckpt_optim_part *o, MPI_Comm comm) {
+    if (r->version < CKPT_VERSION_SUMS) return;
+    size_t n = (size_t)pt->n;
+    uint64_t *rec = xcalloc(2 * n + 1, sizeof *rec), *sums = xcalloc(3 * n + 1, sizeof *sums);
+    hid_t dc = H5Lexists(go, "checksums", H5P_DEFAULT) > 0 ? H5Dopen2(go, "checksums", H5P_DEFAULT) : -1;
+    hsize_t dims[2] = {0, 0};
+    if (dc >= 0) {
+        hid_t sp = H5Dget_space(dc);
+        if (H5Sget_simple_extent_ndims(sp) == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
+        H5Sclose(sp);
+    }
+    if (dc < 0 || dims[0] != n || dims[1] != 2 || (n && H5Dread(dc, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, rec) < 0))
+        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: /optim/checksums missing or not [%zu][2] (every format %d checkpoint "
+                        "with optimizer state has it: file damaged?)", r->path, n, r->version);
+    H5Dclose(dc);
+    optim_sums(pt, o, sums, sums + 2 * n);
+    if (comm != MPI_COMM_NULL)
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sums, (int)(3 * n), MPI_UINT64_T, MPI_SUM, comm));
+    for (size_t i = 0; i < n; i++) {
+        if (sums[2 * n + i] != pt->t[i].numel) continue; /* not read whole: nothing to compare */
+        for (int k = 0; k < 2; k++) {
+            if (sums[2 * i + k] == rec[2 * i + k]) continue;
+            char what[PARAM_NAME_MAX + 64];
+            snprintf(what, sizeof what, "%s of %s", k ? "exp_avg_sq" : "exp_avg", pt->t[i].name);
+            checksum_mismatch(r, what, rec[2 * i + k], sums[2 * i + k]);
+        }
+    }
+    free(rec);
+    free(sums);
+}
+
+static void read_flat(ckpt_reader *r, const param_table *pt, const ckpt_optim_part *o, MPI_Comm comm) {
     hid_t f = (hid_t)r->file;
     hid_t go = H5Gopen2(f, "optim", H5P_DEFAULT);
     if (go < 0) beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot open /optim (file damaged?)", r->path);
@@ -442,13 +573,14 @@ static void read_flat(ckpt_reader *r, const param_table *pt, const ckpt_optim_pa
         H5Sclose(ms);
         H5Dclose(ds);
     }
+    verify_flat(r, go, pt, o, comm);
     H5Gclose(go);
 }
 
-void ckpt_load_optim_part(ckpt_reader *r, const param_table *pt, const ckpt_optim_part *o) {
+void ckpt_load_optim_part(ckpt_reader *r, const param_table *pt, const ckpt_optim_part *o, MPI_Comm comm) {
     if (!r->has_optim) beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: no optimizer state (weights-only file)", r->path);
     if (H5Lexists((hid_t)r->file, "optim/exp_avg_flat", H5P_DEFAULT) > 0) {
-        read_flat(r, pt, o);
+        read_flat(r, pt, o, comm);
         return;
     }
     /* format 1: per-tensor groups, read whole, then the ranges */
@@ -467,7 +599,7 @@ void ckpt_load_optim_part(ckpt_reader *r, const param_table *pt, const ckpt_opti
 void ckpt_load_optim(ckpt_reader *r, const param_table *pt, float *m, float *v) {
     dist_range all = {0, pt->total, 0};
     ckpt_optim_part o = {m, v, pt->total > 0 ? 1 : 0, &all};
-    ckpt_load_optim_part(r, pt, &o);
+    ckpt_load_optim_part(r, pt, &o, MPI_COMM_NULL);
 }
 
 void ckpt_close(ckpt_reader *r) {

@@ -361,6 +361,10 @@ token_store *tokens_open(const char *path, MPI_Comm comm) {
         if (nc != s->count)
             bad_tokens(t, "/%s/crops has %lld rows, /%s/tokens %lld (expected the same)", name, (long long)nc, name,
                        (long long)s->count);
+        int64_t ac = -1;
+        if (h5a_get_int(g, "count", &ac) != 0 || ac != s->count)
+            bad_tokens(t, "/%s: attribute 'count' is %lld, its datasets hold %lld rows (expected the same)", name,
+                       (long long)ac, (long long)s->count);
         H5Oclose(g);
     }
     if (t->nsplits == 0) bad_tokens(t, "no splits (expected groups holding 'tokens' and 'crops')");

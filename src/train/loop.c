@@ -199,7 +199,7 @@ static void loop_resume(loop_state *L) {
         if (strcmp(r.kind, L->t->kind) != 0)
             beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: a '%s' checkpoint, this run trains '%s'", path, r.kind, L->t->kind);
         ckpt_load_params(&r, pt);
-        if (L->zero) ckpt_load_optim_part(&r, pt, &L->opt); /* this rank's shard */
+        if (L->zero) ckpt_load_optim_part(&r, pt, &L->opt, d->comm); /* this rank's shard */
         else ckpt_load_optim(&r, pt, L->m, L->v);           /* the whole state, on every rank */
         L->step = r.step;
         if (r.nranks != d->size)

@@ -2,7 +2,8 @@
 # `beit data`: --help and flag errors of every subcommand; the Fashion-MNIST importer on small
 # synthetic IDX .gz sets (good, and damaged in each way: exit 3, message naming the file and
 # the problem, nothing left at the output path); an existing output refused unless --force;
-# `beit data info` on non-store files.
+# `beit data info` on non-store files; `beit data info --verify` on a good store and on one with
+# a changed pixel.
 # usage: data_cli.sh BEIT GEN_IDX
 BEIT=$1
 GEN=$2
@@ -159,5 +160,19 @@ check "info on an HDF5 file without attributes: exit 3, not a beit dataset store
 run "$BEIT" data info "$T/o/small.h5"
 check "info on the synthetic store: exit 0, layout and counts" \
     eval '[ $rc -eq 0 ] && out_has "/train/images" && out_has "[100,28,28,1]" && out_has "samples per class"'
+run "$BEIT" data info --verify "$T/o/small.h5"
+check "info --verify on the synthetic store: exit 0, every block read, mean/std match the images" \
+    eval '[ $rc -eq 0 ] && out_has "verified: every image and label block read" && out_has "mean/std match"'
+cp "$T/o/small.h5" "$T/changed.h5"
+"$PY" - "$T/changed.h5" <<'PY'
+import h5py, sys
+with h5py.File(sys.argv[1], "a") as f:   # one pixel of the stats split changed: the mean no longer fits
+    x = f["train/images"][0]; x[0, 0, 0] ^= 0x80; f["train/images"][0] = x
+PY
+run "$BEIT" data info "$T/changed.h5"
+check "info (no --verify) on a store with one changed pixel: exit 0 (not read)" eval '[ $rc -eq 0 ]'
+run "$BEIT" data info --verify "$T/changed.h5"
+check "info --verify on it: exit 3, names the file and the attribute mean" \
+    eval '[ $rc -eq 3 ] && err_has "$T/changed.h5: attributes '"'"'mean'"'"'[0]" && err_has "the store changed after it was written"'
 
 finish

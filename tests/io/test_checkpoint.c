@@ -6,6 +6,8 @@
  *     a shape that differs (BEIT_EXIT_MISMATCH), an optimizer state of another layout, a
  *     weights-only file asked for its state, a missing file, a file that is not a checkpoint,
  *     an incomplete one (BEIT_EXIT_CHECKPOINT);
+ *   - checksums (format 3): one flipped bit in a parameter, in exp_avg or in exp_avg_sq is
+ *     refused naming the tensor (BEIT_EXIT_CHECKPOINT); a format 2 file loads with a warning;
  *   - run directories: ckpt_is_complete, ckpt_find_latest (what --resume auto takes) skips
  *     incomplete and damaged files and never takes a temporary one; ckpt_rotate.
  * The writes run in a forked child that initialises MPI (a singleton: no mpirun); the parent
@@ -152,6 +154,36 @@ static void child_optim_good(const char *path) {
     ckpt_open(&r, path);
     ckpt_load_optim(&r, &pt, m, v);
 }
+static void child_read_param(const char *path) {
+    param_table pt;
+    make_table(&pt, T_GOOD);
+    ckpt_reader r;
+    ckpt_open(&r, path);
+    int i = params_find(&pt, "blocks.0.w");
+    ckpt_read_param(&r, "blocks.0.w", &pt.t[i], params_data(&pt, i));
+}
+/* parameters and the whole optimizer state: exits 0 when everything loads */
+static void child_load_all(const char *path) {
+    param_table pt;
+    make_table(&pt, T_GOOD);
+    float *m = xalloc_floats(pt.total), *v = xalloc_floats(pt.total);
+    ckpt_reader r;
+    ckpt_open(&r, path);
+    ckpt_load_params(&r, &pt);
+    ckpt_load_optim(&r, &pt, m, v);
+    ckpt_close(&r);
+}
+/* the floats [0, 15) of the state (head.weight whole) and [20, 22) (part of blocks.0.w) */
+static void child_optim_part(const char *path) {
+    param_table pt;
+    make_table(&pt, T_GOOD);
+    dist_range rg[2] = {{0, 15, 0}, {20, 22, 15}};
+    float m[17], v[17];
+    ckpt_optim_part o = {m, v, 2, rg};
+    ckpt_reader r;
+    ckpt_open(&r, path);
+    ckpt_load_optim_part(&r, &pt, &o, MPI_COMM_NULL);
+}
 static void child_find_latest(const char *dir) {
     char *p = ckpt_find_latest(dir);
     fprintf(stderr, "latest: %s\n", p ? p : "none");
@@ -209,7 +241,7 @@ static void test_round_trip(const char *dir) {
     dist_range rg[2] = {{2, 9, 0}, {20, 31, 7}};
     float ms[18], vs[18];
     ckpt_optim_part part = {ms, vs, 2, rg};
-    ckpt_load_optim_part(&r, &pt, &part);
+    ckpt_load_optim_part(&r, &pt, &part, MPI_COMM_NULL);
     t_ok(memcmp(ms, m_ref + 2, 7 * sizeof(float)) == 0 && memcmp(ms + 7, m_ref + 20, 11 * sizeof(float)) == 0 &&
              memcmp(vs, v_ref + 2, 7 * sizeof(float)) == 0 && memcmp(vs + 7, v_ref + 20, 11 * sizeof(float)) == 0,
          "ckpt_load_optim_part: the ranges [2,9) and [20,31) of the flat state");
@@ -267,6 +299,26 @@ static void poke(const char *path, const char *dset, hsize_t i, float value) {
     H5Sclose(fs);
     H5Dclose(ds);
     H5Fclose(h);
+}
+
+/* flip the lowest mantissa bit of element i (the value stays finite: a silent change) */
+static void flip(const char *path, const char *dset, hsize_t i) {
+    hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(h, dset, H5P_DEFAULT);
+    hid_t fs = H5Dget_space(ds);
+    hsize_t n = (hsize_t)H5Sget_simple_extent_npoints(fs);
+    float *x = xalloc_floats(n);
+    H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, x);
+    H5Sclose(fs);
+    H5Dclose(ds);
+    H5Fclose(h);
+    uint32_t b;
+    memcpy(&b, &x[i], sizeof b);
+    b ^= 1;
+    float y;
+    memcpy(&y, &b, sizeof y);
+    poke(path, dset, i, y);
+    free(x);
 }
 
 static void copy_file(const char *from, const char *to) {
@@ -335,6 +387,81 @@ static void test_errors(const char *dir) {
     free(p5);
 }
 
+/* ---- checksums (format 3) -------------------------------------------------------------------- */
+
+static herr_t drop_checksum(hid_t g, const char *name, const H5L_info_t *info, void *data) {
+    (void)info;
+    (void)data;
+    H5Adelete_by_name(g, name, "checksum", H5P_DEFAULT);
+    return 0;
+}
+
+static void test_checksums(const char *dir) {
+    float x[40];
+    t_fill_normal(x, 40, 1.0f, 5);
+    uint64_t whole = ckpt_checksum(x, 40, 0);
+    uint64_t parts = ckpt_checksum(x + 17, 23, 17) + ckpt_checksum(x, 17, 0);
+    float y[40];
+    memcpy(y, x, sizeof y);
+    y[39] = x[38], y[38] = x[39];
+    t_ok(whole == parts && whole != ckpt_checksum(y, 40, 0),
+         "ckpt_checksum: parts add up to the whole in any order; swapping two elements changes it");
+
+    char *p10 = xasprintf("%s/ckpt-00000010.h5", dir);
+    char *p = t_path("flip_param.h5");
+    copy_file(p10, p);
+    flip(p, "params/blocks.0.w", 7);
+    expect_exit(child_load_good, p, BEIT_EXIT_CHECKPOINT, "tensor params/blocks.0.w: checksum mismatch (recorded", p,
+                "ckpt_load_params: one flipped bit in a parameter");
+    expect_exit(child_read_param, p, BEIT_EXIT_CHECKPOINT, "tensor params/blocks.0.w: checksum mismatch", p,
+                "ckpt_read_param: one flipped bit in the tensor read");
+    free(p);
+    p = t_path("flip_m.h5");
+    copy_file(p10, p);
+    flip(p, "optim/exp_avg_flat", 12);
+    expect_exit(child_optim_good, p, BEIT_EXIT_CHECKPOINT, "tensor exp_avg of head.weight: checksum mismatch", p,
+                "ckpt_load_optim: one flipped bit in exp_avg");
+    expect_exit(child_optim_part, p, BEIT_EXIT_CHECKPOINT, "tensor exp_avg of head.weight: checksum mismatch", p,
+                "ckpt_load_optim_part: one flipped bit in a tensor the ranges cover whole");
+    free(p);
+    p = t_path("flip_v.h5");
+    copy_file(p10, p);
+    flip(p, "optim/exp_avg_sq_flat", 21); /* in blocks.0.w, which the part covers only partly */
+    expect_exit(child_optim_good, p, BEIT_EXIT_CHECKPOINT, "tensor exp_avg_sq of blocks.0.w: checksum mismatch", p,
+                "ckpt_load_optim: one flipped bit in exp_avg_sq");
+    char msg[4096];
+    int code = in_child(child_optim_part, p, msg, sizeof msg);
+    t_ok(code == 0, "ckpt_load_optim_part (no communicator): a tensor read in part is not compared (exit %d)", code);
+    free(p);
+
+    /* format 2: no checksums; loads (even changed: nothing to verify) with one warning */
+    p = t_path("format2.h5");
+    copy_file(p10, p);
+    flip(p, "params/blocks.0.w", 7);
+    hid_t h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t g = H5Gopen2(h, "params", H5P_DEFAULT);
+    H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, drop_checksum, NULL);
+    H5Gclose(g);
+    H5Ldelete(h, "optim/checksums", H5P_DEFAULT);
+    H5Adelete(h, "format_version");
+    h5a_put_i64(h, "format_version", 2);
+    H5Fclose(h);
+    code = in_child(child_load_all, p, msg, sizeof msg);
+    const char *w = strstr(msg, "has no checksums: its tensors cannot be verified");
+    t_ok(code == 0 && w && !strstr(w + 1, "has no checksums"),
+         "format 2 (no checksums): parameters and optimizer state load with one warning per file (exit %d): %s", code,
+         msg);
+    /* format 3 with a checksum removed: damaged */
+    copy_file(p10, p);
+    h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    H5Adelete_by_name(h, "params/head.bias", "checksum", H5P_DEFAULT);
+    H5Fclose(h);
+    expect_exit(child_load_good, p, BEIT_EXIT_CHECKPOINT, "tensor params/head.bias has no readable attribute 'checksum'",
+                p, "ckpt_load_params: a format 3 tensor without its checksum");
+    free(p);
+    free(p10);
+}
+
 /* ---- run directories: --resume auto and rotation ------------------------------------------ */
 
 static void test_run_dir(const char *dir) {
@@ -394,6 +521,7 @@ int main(void) {
     if (code == 0) {
         test_round_trip(dir);
         test_errors(dir);
+        test_checksums(dir);
         test_run_dir(dir);
     }
     t_tmpdir_remove();

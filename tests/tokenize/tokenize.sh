@@ -327,4 +327,49 @@ wait $BPID
 trc=$?
 check "SIGTERM while writing: the process dies by the signal, its temporary is removed, nothing at the final path" \
   bash -c "[ $trc = 143 ] && [ ! -e '$T/k.h5' ] && [ -z \"\$(ls -A '$T' | grep -F '.k.h5.tmp.')\" ]"
+
+# ---- beit data info: the token store and the tokenizer's checkpoint ----
+run $BEIT data info --verify "$T/t1.h5"
+check "data info --verify on the token store: exit 0, vocabulary, splits, every row checked" \
+  bash -c "[ $rc = 0 ] && grep -q 'beit token store' '$T/out' && grep -q 'vocabulary 64' '$T/out' && grep -q 'train (301)' '$T/out' && grep -q '^verified: 2 splits read whole' '$T/out'"
+cp "$T/t1.h5" "$T/tbad.h5"
+$PY - "$T/tbad.h5" <<'PY'
+import h5py, sys
+with h5py.File(sys.argv[1], "a") as f:   # a token outside the vocabulary, deep in the split
+    x = f["test/tokens"][7]; x[1, 2, 3] = 64; f["test/tokens"][7] = x
+PY
+run $BEIT data info --verify "$T/tbad.h5"
+check "data info --verify on a token store with a token >= vocab_size: exit 3 naming split, sample and view" \
+  bash -c "[ $rc = 3 ] && grep -q 'tbad.h5: /test/tokens sample 7 view 1 holds 64, outside the vocabulary' '$T/err'"
+run $BEIT data info "$CK"
+check "data info on the dVAE checkpoint: kind, step, format 3, tensors with checksums" \
+  bash -c "[ $rc = 0 ] && grep -q 'kind         dvae' '$T/out' && grep -q 'step         2' '$T/out' && grep -q 'version 3' '$T/out' && grep -q 'checksum [0-9a-f]\{16\}' '$T/out'"
+run $BEIT data info --verify "$CK"
+check "data info --verify on it: exit 0, every checksum matches" \
+  bash -c "[ $rc = 0 ] && grep -q 'every checksum matches' '$T/out'"
+cp "$CK" "$T/ckbad.h5"
+NAME=$($PY - "$T/ckbad.h5" <<'PY'
+import h5py, sys, numpy as np
+with h5py.File(sys.argv[1], "a") as f:   # one bit of one moment; the value stays finite
+    x = f["optim/exp_avg_flat"][()]; x[x.size // 3:x.size // 3 + 1].view(np.uint32)[0] ^= 1
+    f["optim/exp_avg_flat"][...] = x
+    for l in f["optim"].attrs["tensors"].splitlines():
+        n, off, k = l.split()
+        if int(off) <= x.size // 3 < int(off) + int(k): print(n)
+PY
+)
+run $BEIT data info --verify "$T/ckbad.h5"
+check "data info --verify on a checkpoint with one flipped bit in exp_avg: exit 4 naming the tensor" \
+  bash -c "[ $rc = 4 ] && grep -q 'ckbad.h5: tensor exp_avg of $NAME: checksum mismatch' '$T/err'"
+run $BEIT tokenize -c "$T/tok.yaml" --checkpoint "$T/ckbad.h5" --tokens "$T/k2.h5"
+check "tokenize with that checkpoint (parameters intact, moments not read): exit 0" bash -c "[ $rc = 0 ]"
+$PY - "$T/ckbad.h5" <<'PY'
+import h5py, sys, numpy as np
+with h5py.File(sys.argv[1], "a") as f:
+    k = sorted(f["params"])[0]; x = f["params"][k][()]; x.reshape(-1)[:1].view(np.uint32)[0] ^= 1; f["params"][k][...] = x
+    print(k, file=open(sys.argv[1] + ".name", "w"))
+PY
+run $BEIT tokenize -c "$T/tok.yaml" --checkpoint "$T/ckbad.h5" --tokens "$T/k3.h5"
+check "tokenize with one flipped bit in a parameter of the tokenizer: exit 4 naming it, nothing written" \
+  bash -c "[ $rc = 4 ] && grep -q \"ckbad.h5: tensor params/\$(cat '$T/ckbad.h5.name'): checksum mismatch\" '$T/err' && [ ! -e '$T/k3.h5' ]"
 finish

@@ -7,7 +7,8 @@
 #   - exact resume (pretrain and dVAE): stopped and resumed == uninterrupted, bit for bit;
 #   - elastic resume 2 -> 1 and 1 -> 3 ranks, with and without ZeRO-1: losses within 1e-5
 #     relative, parameters within 1e-5 absolute of the uninterrupted run; a control resumed
-#     with the optimizer state zeroed fails those tolerances;
+#     with the optimizer state zeroed fails those tolerances; a flipped bit in the state of a
+#     2-rank ZeRO-1 checkpoint is refused on resume on 3 ranks (per-tensor checksums);
 #   - the sharded checkpoint is one file: /params loadable by tools/load_checkpoint.py, by
 #     --init and by beit eval; the optimizer state written by every rank;
 #   - --resume auto skips incomplete checkpoints (no 'complete' attribute, damaged, temporary
@@ -54,6 +55,18 @@ train: {epochs: 1, global_batch: 30, log_every: 1}
 optim: {lr: 2.0e-3, warmup_steps: 2}
 dist: {bucket_mb: 0.01}
 YAML
+
+# ckpt_checksum (include/beit/checkpoint.h) in numpy, for the checks that read or change a checkpoint
+cat > "$T/ckpt_checksum.py" <<'PY'
+import numpy as np
+def chk(x):
+    with np.errstate(over="ignore"):
+        z = (np.arange(x.size, dtype=np.uint64) << np.uint64(32)) | np.ascontiguousarray(x, "<f4").view("<u4").astype(np.uint64)
+        z = z + np.uint64(0x9e3779b97f4a7c15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xbf58476d1ce4e5b9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94d049bb133111eb)
+        return (z ^ (z >> np.uint64(31))).sum(dtype=np.uint64)
+PY
 
 # same A B [exact|TOL_LOSS TOL_PARAM] [optim]: the runs' metrics and last checkpoints agree
 #   exact: every logged value except timings, and every parameter (and with "optim" every
@@ -137,16 +150,22 @@ check "dVAE 3 ranks: ZeRO-1 (blocking) == replicated (overlapped), bit for bit" 
 # ---- the sharded checkpoint: one file, readable by every loader ----
 check "3-rank ZeRO-1 run: its checkpoints are single files (keep_last 2: steps 3 and 6), no per-rank or temporary files" \
   bash -c "[ \"\$(ls -A '$T/z3' | grep -v -e config.yaml -e metrics.jsonl | tr '\n' ' ')\" = 'ckpt-00000003.h5 ckpt-00000006.h5 ' ]"
-check "the file: complete = 1, nranks 3, /optim written by 3 ranks, flat moments over the whole table, tensors listed" $PY - "$T/z3/ckpt-00000006.h5" <<'PY'
+check "the file: complete = 1, nranks 3, /optim written by 3 ranks, flat moments over the whole table, tensors listed, checksums" $PY - "$T/z3/ckpt-00000006.h5" "$T" <<'PY'
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r"); o = f["optim"]
 n = int(o.attrs["total"])
-assert f.attrs["complete"] == 1 and f.attrs["nranks"] == 3 and f.attrs["format_version"] == 2
+assert f.attrs["complete"] == 1 and f.attrs["nranks"] == 3 and f.attrs["format_version"] == 3
 assert o.attrs["writers"] == 3 and o["exp_avg_flat"].shape == (n,) and o["exp_avg_sq_flat"].shape == (n,)
 assert n == sum(f["params"][k].size for k in f["params"])
 v = o["exp_avg_sq_flat"][()]; assert (v > 0).mean() > 0.99, (v > 0).mean()   # every rank's shard is there
 names = [l.split()[0] for l in o.attrs["tensors"].splitlines()]
 assert sorted(names) == sorted(f["params"]), names
+sys.path.insert(0, sys.argv[2]); from ckpt_checksum import chk
+sums, m = o["checksums"][()], o["exp_avg_flat"][()]
+for i, l in enumerate(o.attrs["tensors"].splitlines()):   # the 3 ranks' partial sums add up
+    name, off, k = l.split(); off, k = int(off), int(k)
+    assert sums[i, 0] == chk(m[off:off + k]) and sums[i, 1] == chk(v[off:off + k]), name
+    assert f["params"][name].attrs["checksum"] == chk(f["params"][name][()].ravel()), name
 PY
 run $PY "$SRC/tools/load_checkpoint.py" "$T/z3/ckpt-00000006.h5"
 check "tools/load_checkpoint.py loads the 3-rank ZeRO-1 checkpoint with strict=True" bash -c "[ $rc = 0 ] && grep -q strict=True '$T/out'"
@@ -203,18 +222,41 @@ mkdir -p "$T/ctl"
 cp "$T/e21z/config.yaml" "$T/ctl/"
 head -3 "$T/e21z/metrics.jsonl" > "$T/ctl/metrics.jsonl"
 ctl_ok=0
-$PY - "$T/e21z/ckpt-00000003.h5" "$T/ctl/ckpt-00000003.h5" <<'PY' && ctl_ok=1
-import shutil, sys, h5py
+$PY - "$T/e21z/ckpt-00000003.h5" "$T/ctl/ckpt-00000003.h5" "$T" <<'PY' && ctl_ok=1
+import shutil, sys, h5py, numpy as np
+sys.path.insert(0, sys.argv[3]); from ckpt_checksum import chk   # the copy stays a valid format 3 file
 shutil.copy(sys.argv[1], sys.argv[2])
-with h5py.File(sys.argv[2], "a") as f:
+with np.errstate(over="ignore"), h5py.File(sys.argv[2], "a") as f:
+    o = f["optim"]
     for k in ("exp_avg_flat", "exp_avg_sq_flat"):
-        f["optim"][k][...] = 0
+        o[k][...] = 0
+    sums = o["checksums"][()]
+    for i, line in enumerate(o.attrs["tensors"].splitlines()):
+        sums[i, :] = chk(np.zeros(int(line.split()[2]), np.float32))
+    o["checksums"][...] = sums
 PY
 check "control: a copy of the 2-rank checkpoint with its optimizer state zeroed was made" [ $ctl_ok = 1 ]
 run $MPI -np 1 $BEIT pretrain -c "$T/pre.yaml" --out "$T/ctl" --steps 3 --resume auto
 # the comparison must fail on a tolerance (an AssertionError), not on a missing file or another error
 check "control: resuming with the optimizer state zeroed misses those tolerances (the check can fail)" \
   bash -c "[ $rc = 0 ] && [ -f '$T/ctl/ckpt-00000006.h5' ] && same '$T/ctl' '$T/ov2' 1e-5 1e-5 2>&1 | grep -q AssertionError"
+
+# ---- a silently changed value is refused on resume, whatever the rank count ----
+D="$T/flip"
+mkdir -p "$D"
+cp "$T/e21z/config.yaml" "$D/"
+head -3 "$T/e21z/metrics.jsonl" > "$D/metrics.jsonl"
+$PY - "$T/e21z/ckpt-00000003.h5" "$D/ckpt-00000003.h5" <<'PY'
+import shutil, sys, h5py, numpy as np
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "a") as f:   # one bit of one moment, the value stays finite
+    x = f["optim/exp_avg_sq_flat"][()]
+    x[x.size // 2:x.size // 2 + 1].view(np.uint32)[0] ^= 1
+    f["optim/exp_avg_sq_flat"][...] = x
+PY
+run $MPI -np 3 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 3 --resume auto --set dist.zero=1
+check "a 2-rank ZeRO-1 checkpoint with one flipped bit in exp_avg_sq: resume on 3 ranks (ZeRO-1) exits 4 naming it" \
+  bash -c "[ $rc = 4 ] && grep -q 'ckpt-00000003.h5: tensor exp_avg_sq of .*: checksum mismatch' '$T/err'"
 
 # ---- incomplete checkpoints are never resumed from ----
 D="$T/inc"
