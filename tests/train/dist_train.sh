@@ -157,12 +157,12 @@ check "beit eval of the ZeRO-1 fine-tuning checkpoint on 3 ranks" bash -c "[ $rc
 
 # ---- exact resume: stop after 3 steps, resume, == uninterrupted (bit for bit) ----
 run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/rz" --steps 3 --set dist.zero=1
-run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/rz" --steps 3 --resume auto --set dist.zero=1
-check "pretrain 2 ranks ZeRO-1, 3 steps + resume 3: == the uninterrupted 6 steps, bit for bit (metrics, params, state)" \
+run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/rz" --steps 6 --resume auto --set dist.zero=1
+check "pretrain 2 ranks ZeRO-1, 3 steps + resume to --steps 6: == the uninterrupted 6 steps, bit for bit (metrics, params, state)" \
   bash -c "[ $rc = 0 ] && same '$T/rz' '$T/z2' exact optim"
 run $MPI -np 3 $BEIT dvae train -c "$T/dvae.yaml" --out "$T/dr" --steps 2
-run $MPI -np 3 $BEIT dvae train -c "$T/dvae.yaml" --out "$T/dr" --steps 2 --resume auto
-check "dVAE 3 ranks, 2 steps + resume 2 (from a step-2 checkpoint): == the uninterrupted 4 steps, bit for bit" \
+run $MPI -np 3 $BEIT dvae train -c "$T/dvae.yaml" --out "$T/dr" --steps 4 --resume auto
+check "dVAE 3 ranks, 2 steps + resume to --steps 4 (from a step-2 checkpoint): == the uninterrupted 4 steps, bit for bit" \
   bash -c "[ $rc = 0 ] && grep -q 'resumed from .*ckpt-00000002.h5' '$T/out' && same '$T/dr' '$T/dov' exact optim"
 
 mkdir -p "$T/v1" && head -3 "$T/z2/metrics.jsonl" > "$T/v1/metrics.jsonl"
@@ -182,14 +182,14 @@ with h5py.File(sys.argv[2], "a") as f:   # the format_version 1 layout: per-tens
     f.attrs["format_version"] = 1
     del f.attrs["complete"]
 PY
-run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/v1" --steps 3 --resume auto --set dist.zero=1
+run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/v1" --steps 6 --resume auto --set dist.zero=1
 check "a format_version 1 checkpoint (per-tensor moments) resumes with ZeRO-1 on 2 ranks, bit for bit" \
   bash -c "[ $rc = 0 ] && grep -q 'resumed from .*v1/ckpt-00000003.h5' '$T/out' && same '$T/v1' '$T/z2' exact optim"
 
 # ---- elastic resume: R -> R' ranks, the same global batch and data order ----
-elastic() { # NAME NP_A ZERO_A NP_B ZERO_B REF: 3 steps on NP_A, then 3 on NP_B, vs REF (6 steps)
+elastic() { # NAME NP_A ZERO_A NP_B ZERO_B REF: 3 steps on NP_A, then to step 6 on NP_B, vs REF (6 steps)
   run $MPI -np $2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/$1" --steps 3 --set dist.zero=$3
-  run $MPI -np $4 $BEIT pretrain -c "$T/pre.yaml" --out "$T/$1" --steps 3 --resume auto --set dist.zero=$5
+  run $MPI -np $4 $BEIT pretrain -c "$T/pre.yaml" --out "$T/$1" --steps 6 --resume auto --set dist.zero=$5
   check "elastic resume $2 -> $4 ranks (zero $3 -> $5): re-sharded; losses within 1e-5, parameters within 1e-5 of $6" \
     bash -c "[ $rc = 0 ] && grep -q 're-sharded' '$T/out' && same '$T/$1' '$T/$6' 1e-5 1e-5"
 }
@@ -211,7 +211,7 @@ with h5py.File(sys.argv[2], "a") as f:
         f["optim"][k][...] = 0
 PY
 check "control: a copy of the 2-rank checkpoint with its optimizer state zeroed was made" [ $ctl_ok = 1 ]
-run $MPI -np 1 $BEIT pretrain -c "$T/pre.yaml" --out "$T/ctl" --steps 3 --resume auto
+run $MPI -np 1 $BEIT pretrain -c "$T/pre.yaml" --out "$T/ctl" --steps 6 --resume auto
 # the comparison must fail on a tolerance (an AssertionError), not on a missing file or another error
 check "control: resuming with the optimizer state zeroed misses those tolerances (the check can fail)" \
   bash -c "[ $rc = 0 ] && [ -f '$T/ctl/ckpt-00000006.h5' ] && same '$T/ctl' '$T/ov2' 1e-5 1e-5 2>&1 | grep -q AssertionError"
@@ -228,7 +228,7 @@ with h5py.File(sys.argv[2], "a") as f:   # as if the write had stopped before it
 PY
 head -c 3000 "$D/ckpt-00000003.h5" > "$D/ckpt-00000008.h5"   # damaged (truncated)
 cp "$D/ckpt-00000003.h5" "$D/.ckpt-00000010.h5.tmp.12345"    # a killed run's temporary file
-run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 3 --resume auto --set dist.zero=1
+run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 6 --resume auto --set dist.zero=1
 check "--resume auto skips ckpt-9 (no 'complete'), ckpt-8 (damaged) and the temporary file: resumes from step 3" \
   bash -c "[ $rc = 0 ] && grep -q 'resumed from .*ckpt-00000003.h5 at step 3' '$T/out' && grep -q 'ignoring .*ckpt-00000009.h5' '$T/err'"
 check "... and continues exactly like the uninterrupted run (bit for bit)" \
@@ -244,7 +244,7 @@ D="$T/fail"
 run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 3 --set dist.zero=1
 before=$(sha256sum "$D/ckpt-00000003.h5")
 mkdir "$D/ckpt-00000006.h5"   # the final name is taken by a directory: the rename fails
-run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 3 --resume auto --set dist.zero=1
+run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 6 --resume auto --set dist.zero=1
 check "failed checkpoint write on 2 ranks: exit 7 naming the file, previous checkpoint intact, temporary file removed" \
   bash -c "[ $rc = 7 ] && grep -q 'cannot write checkpoint .*ckpt-00000006.h5' '$T/err' && [ \"\$(sha256sum '$D/ckpt-00000003.h5')\" = '$before' ] && [ -z \"\$(ls -A '$D' | grep tmp)\" ]"
 finish

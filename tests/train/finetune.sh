@@ -83,8 +83,8 @@ b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
 w = max(abs(x - y) / abs(x) for x, y in zip(a, b)); print("# worst", w); assert len(a) == len(b) == 8 and w <= 1e-4
 PY
 run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/fr" --steps 4 --resume auto
-run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/fr" --steps 4 --resume auto
-check "stopped after 4 steps and resumed (--resume auto): the 8 losses equal the uninterrupted run's exactly" $PY - "$T/f2" "$T/fr" <<'PY'
+run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/fr" --steps 8 --resume auto
+check "stopped after 4 steps and resumed to --steps 8 (--resume auto): the 8 losses equal the uninterrupted run's exactly" $PY - "$T/f2" "$T/fr" <<'PY'
 import json, sys
 a = [json.loads(l)["loss"] for l in open(sys.argv[1] + "/metrics.jsonl")]
 b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
