@@ -43,7 +43,9 @@ void eval_checkpoint_free(ckpt_eval_result *r);
 #define ATTN_MAX_ITEMS 64
 /* beit attn: which maps to draw. */
 typedef struct {
-    const char *ckpt, *data, *split, *png;
+    const char *ckpt, *data, *split;
+    const char *png; /* the PNG, or NULL */
+    const char *h5;  /* the maps as numbers (HDF5, see below), or NULL */
     int nidx, idx[ATTN_MAX_ITEMS];            /* sample numbers in split: one row each */
     int nref, ry[ATTN_MAX_ITEMS], rx[ATTN_MAX_ITEMS]; /* reference patches (grid row, column): one column each */
     int layer; /* 1-based block; -1 = the last */
@@ -53,7 +55,12 @@ typedef struct {
 /* The self-attention of reference patches as in the BEiT paper's figure: block layer's
  * attention probabilities [B,NH,T,T], the row of each reference patch over the patch tokens,
  * mean over heads (or one head), reshaped to the patch grid, bilinearly upsampled and laid over
- * the image; written as one PNG (rank 0). Takes pre-training and fine-tuning checkpoints (else
+ * the image; written as one PNG (rank 0). With o->h5 the same maps as numbers (rank 0, atomic):
+ * datasets maps [images, refs, gh, gw] float32 (patch keys only), cls [images, refs] float32
+ * (the same mean of the attention on the CLS key: maps summed over the grid + cls = 1) and
+ * row_sums [images, refs, heads] float64 (each head's whole row, = 1); attributes checkpoint,
+ * step, layer (1-based), head (-1: mean), index, ref_y, ref_x. A file that cannot be written
+ * ends the job with BEIT_EXIT_IO. Takes pre-training and fine-tuning checkpoints (else
  * BEIT_EXIT_MISMATCH); a layer, head, reference or index outside the model or split ends the
  * job with BEIT_EXIT_USAGE. One forward, no MPI collectives. */
 void attn_maps_render(const attn_maps_opts *o);

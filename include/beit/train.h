@@ -76,7 +76,7 @@ typedef struct train_result train_result;
 
 typedef struct {
     const char *out_dir;  /* run directory (created) */
-    int64_t max_steps;    /* --steps: stop after this many steps in this invocation (-1: none) */
+    int64_t max_steps;    /* --steps: stop at this global step, counted from 0 also on resume (-1: none) */
     const char *resume;   /* NULL, "auto" or a checkpoint path */
     const char *source;   /* the job's origin, for messages */
     const char *init;     /* finetune / probe: the pre-trained checkpoint, or "none" */
@@ -116,9 +116,11 @@ struct train_result {
 int64_t train_total_steps(const beit_config *c, int64_t steps_per_epoch);
 /* Run the loop. Writes out_dir/config.yaml, out_dir/metrics.jsonl (appends on resume),
  * checkpoints out_dir/ckpt-<step>.h5 every train.ckpt_every steps and at the end, then runs
- * the task's evaluate hook and writes out_dir/eval.json. On SIGUSR1 or
- * SIGTERM (see above) it checkpoints and exits the process with BEIT_EXIT_PREEMPTED instead of
- * returning. */
+ * the task's evaluate hook and writes out_dir/eval.json. The run ends at global step
+ * min(o->max_steps, the schedule's total), counted from step 0 whether resumed or not. A run
+ * resumed at or past that step trains nothing and writes no checkpoint, config.yaml or
+ * metrics.jsonl (it logs so); its evaluation runs again. On SIGUSR1 or SIGTERM (see above) it
+ * checkpoints and exits the process with BEIT_EXIT_PREEMPTED instead of returning. */
 train_result train_run(train_task *t, const beit_config *c, const train_opts *o, const beit_dist *d);
 
 #endif

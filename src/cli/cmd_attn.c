@@ -13,7 +13,7 @@
 
 static const char *USAGE =
     "usage: beit attn --checkpoint CKPT --data DATA.h5 --index I[,I...] --ref Y,X [--ref Y,X]...\n"
-    "                 --png OUT.png [--split test] [--layer -1] [--head -1] [--scale 8]\n"
+    "                 --png OUT.png|--h5 OUT.h5 [--split test] [--layer -1] [--head -1] [--scale 8]\n"
     "\n"
     "Renders the self-attention of reference patches: block --layer's (1-based; -1 = the last)\n"
     "attention probabilities, the row of the patch at grid position (Y, X) over all patch tokens,\n"
@@ -21,6 +21,9 @@ static const char *USAGE =
     "upsampled and overlaid on the image (bright = attended; the reference patch is outlined).\n"
     "One row per image (--index: sample numbers in --split), one column for the image and one\n"
     "per --ref. Takes pre-training (beit pretrain) and fine-tuning (beit finetune) checkpoints.\n"
+    "--h5 writes the maps as numbers: maps [images, refs, grid, grid] float32 (what the PNG\n"
+    "shows, patch keys only), cls [images, refs] (the attention on the CLS key: each map sums\n"
+    "to 1 - cls) and row_sums [images, refs, heads] (each head's whole row, = 1).\n"
     "Example: build/beit attn --checkpoint runs/pretrain/ckpt-00004680.h5 --data data/fmnist.h5 \\\n"
     "           --index 0,1,2,3 --ref 3,3 --ref 1,5 --png attn.png";
 
@@ -42,7 +45,7 @@ static int parse_ints(const char *s, int *out, int max) {
 }
 
 int cmd_attn(int argc, char **argv) {
-    const char *ckpt = NULL, *data = NULL, *split = "test", *index_s = NULL, *png = NULL, *layer_s = "-1",
+    const char *ckpt = NULL, *data = NULL, *split = "test", *index_s = NULL, *png = NULL, *h5 = NULL, *layer_s = "-1",
                *head_s = "-1", *scale_s = "8";
     const char *refs_s[MAX_ITEMS];
     int nref = 0;
@@ -70,14 +73,16 @@ int cmd_attn(int argc, char **argv) {
                           {"--head", "H", "attention head, 0-based; -1 = mean over heads (default)", &head_s},
                           {"--scale", "N", "upscale factor of the image tiles (default 8)", &scale_s},
                           {"--png", "FILE", "output PNG", &png},
+                          {"--h5", "FILE", "output HDF5: the maps as numbers", &h5},
                           {NULL, NULL, NULL, NULL}};
     runopts ro;
     if (runopts_parse(&ro, nrest, rest, 0, extra, USAGE)) {
         free(rest);
         return 0;
     }
-    if (!ckpt || !data || !index_s || !png || nref == 0)
-        beit_fatal_user(BEIT_EXIT_USAGE, "beit attn: --checkpoint, --data, --index, --ref and --png are required (see --help)");
+    if (!ckpt || !data || !index_s || (!png && !h5) || nref == 0)
+        beit_fatal_user(BEIT_EXIT_USAGE,
+                        "beit attn: --checkpoint, --data, --index, --ref and --png (or --h5) are required (see --help)");
     attn_maps_opts o = {0};
     o.nidx = parse_ints(index_s, o.idx, MAX_ITEMS);
     if (o.nidx <= 0) beit_fatal_user(BEIT_EXIT_USAGE, "beit attn: --index '%s': expected I or I,J,... (at most %d)", index_s, MAX_ITEMS);
@@ -93,7 +98,7 @@ int cmd_attn(int argc, char **argv) {
     o.head = atoi(head_s);
     o.scale = atoi(scale_s);
     if (o.scale < 1 || o.scale > 64) beit_fatal_user(BEIT_EXIT_USAGE, "beit attn: --scale %s: expected 1..64", scale_s);
-    o.ckpt = ckpt, o.data = data, o.split = split, o.png = png;
+    o.ckpt = ckpt, o.data = data, o.split = split, o.png = png, o.h5 = h5;
     attn_maps_render(&o);
     free(rest);
     return 0;

@@ -12,7 +12,11 @@ static void print_help(FILE *f, unsigned common, const extra_flag *extra, const 
     if (common & RUNOPT_CONFIG) fprintf(f, "  -c FILE            the YAML job file (keys: `beit config --help`)\n");
     if (common & RUNOPT_SET) fprintf(f, "  --set KEY=VALUE    override a job key, e.g. --set optim.lr=1e-3 (repeatable)\n");
     if (common & RUNOPT_OUT) fprintf(f, "  --out DIR          run directory (config, log, checkpoints, metrics.jsonl, PNGs)\n");
-    if (common & RUNOPT_STEPS) fprintf(f, "  --steps N          stop after N optimizer steps (the lr schedule is unchanged)\n");
+    if ((common & RUNOPT_STEPS) && (common & RUNOPT_RESUME))
+        fprintf(f, "  --steps N          stop at optimizer step N, counted from the run's start also after\n"
+                   "                     --resume (a run already there trains nothing); the lr schedule is\n"
+                   "                     unchanged\n");
+    else if (common & RUNOPT_STEPS) fprintf(f, "  --steps N          stop after N optimizer steps (the lr schedule is unchanged)\n");
     if (common & RUNOPT_LOG) fprintf(f, "  --log-every N      log and record metrics every N steps (train.log_every)\n");
     if (common & RUNOPT_SEED) fprintf(f, "  --seed S           the run's seed (seed)\n");
     if (common & RUNOPT_RESUME) fprintf(f, "  --resume X         'auto' (newest complete checkpoint in --out) or a checkpoint file\n");

@@ -2,7 +2,7 @@
  *   -c FILE          the YAML job
  *   --set key=value  override one key (repeatable; applied in order, after the file)
  *   --out DIR        run directory: resolved config, log, checkpoints, metrics.jsonl, PNGs
- *   --steps N        stop after N optimizer steps (the schedule still spans the config's run)
+ *   --steps N        stop at global step N, also on resume (the schedule still spans the config's run)
  *   --log-every N    = --set train.log_every=N
  *   --seed S         = --set seed=S
  *   --resume X       "auto" (newest complete checkpoint in --out) or a checkpoint path

@@ -8,15 +8,21 @@
 #include "beit/augment.h"
 #include "beit/checkpoint.h"
 #include "beit/error.h"
+#include "beit/fsutil.h"
+#include "beit/h5attr.h"
 #include "beit/image.h"
 #include "beit/input.h"
 #include "beit/log.h"
 #include "beit/modelcfg.h"
 #include "beit/store.h"
 
+#include <errno.h>
+#include <hdf5.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* a perceptual ramp black -> purple -> orange -> yellow (like matplotlib's inferno) */
 static void heat(float t, uint8_t *rgb) {
@@ -96,6 +102,76 @@ static void attn_tile(uint8_t *tile, const float *dispimg, const float *grid, co
         }
 }
 
+/* One dataset of `rank` dims; negative on failure. */
+static herr_t put_dataset(hid_t f, const char *name, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
+                          const void *buf) {
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    if (sp < 0) return -1;
+    hid_t ds = H5Dcreate2(f, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = ds < 0 ? -1 : H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf);
+    if (ds >= 0 && H5Dclose(ds) < 0) rc = -1;
+    H5Sclose(sp);
+    return rc;
+}
+
+/* The maps as numbers (rank 0), written atomically to o->h5:
+ *   maps     [nidx, nref, gh, gw] float32  what the PNG draws: the mean over heads (or the one
+ *                                          head) of the reference's attention row, patch keys
+ *   cls      [nidx, nref]         float32  the same mean of its attention on the CLS key, so
+ *                                          maps.sum over the grid + cls = 1 (softmax over CLS +
+ *                                          patches)
+ *   row_sums [nidx, nref, heads]  float64  each head's whole attention row summed (= 1)
+ * and attributes checkpoint, step, layer, head, index, ref_y, ref_x. att [B,NH,T,T]. */
+static void attn_write_h5(const attn_maps_opts *o, const vit_model *m, const float *att, const float *maps, int layer,
+                          int64_t step) {
+    const int NH = m->d.num_heads, T = m->T, nidx = o->nidx, nref = o->nref, head = o->head;
+    float *cls = xalloc_floats((size_t)nidx * nref);
+    double *sums = xmalloc((size_t)nidx * nref * NH * sizeof(double));
+    for (int b = 0; b < nidx; b++)
+        for (int i = 0; i < nref; i++) {
+            const int q = 1 + o->ry[i] * m->gw + o->rx[i];
+            float c = 0;
+            for (int h = 0; h < NH; h++) {
+                const float *row = att + (((size_t)b * NH + h) * T + q) * T;
+                double s = 0;
+                for (int k = 0; k < T; k++) s += row[k];
+                sums[((size_t)b * nref + i) * NH + h] = s;
+                if (head < 0 || h == head) c += row[0] / (head >= 0 ? 1 : NH);
+            }
+            cls[(size_t)b * nref + i] = c;
+        }
+    char *tmp = beit_tmp_path(o->h5);
+    beit_tmp_guard_set(tmp);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) beit_fatal_user(BEIT_EXIT_IO, "cannot create %s (%s)", o->h5, strerror(errno));
+    const hsize_t dm[4] = {(hsize_t)nidx, (hsize_t)nref, (hsize_t)m->gh, (hsize_t)m->gw};
+    const hsize_t ds[3] = {(hsize_t)nidx, (hsize_t)nref, (hsize_t)NH};
+    int32_t ry[ATTN_MAX_ITEMS], rx[ATTN_MAX_ITEMS];
+    for (int i = 0; i < nref; i++) ry[i] = o->ry[i], rx[i] = o->rx[i];
+    int bad = put_dataset(f, "maps", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 4, dm, maps) < 0;
+    bad |= put_dataset(f, "cls", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 2, dm, cls) < 0;
+    bad |= put_dataset(f, "row_sums", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, ds, sums) < 0;
+    bad |= h5a_put_str(f, "checkpoint", o->ckpt) < 0;
+    bad |= h5a_put_i64(f, "step", step) < 0;
+    bad |= h5a_put_i32(f, "layer", layer) < 0;
+    bad |= h5a_put_i32(f, "head", head) < 0;
+    bad |= h5a_put(f, "index", H5T_STD_I32LE, H5T_NATIVE_INT, 1, (hsize_t)nidx, o->idx) < 0;
+    bad |= h5a_put(f, "ref_y", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, (hsize_t)nref, ry) < 0;
+    bad |= h5a_put(f, "ref_x", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, (hsize_t)nref, rx) < 0;
+    bad |= H5Fclose(f) < 0;
+    if (bad || beit_commit_file(tmp, o->h5) != 0) {
+        int e = errno;
+        unlink(tmp);
+        beit_fatal_user(BEIT_EXIT_IO, "cannot write %s (%s)", o->h5, bad ? "HDF5 write failed" : strerror(e));
+    }
+    beit_tmp_guard_clear();
+    beit_log("wrote %s: maps [%d, %d, %d, %d], cls [%d, %d], row_sums [%d, %d, %d]", o->h5, nidx, nref, m->gh, m->gw,
+             nidx, nref, nidx, nref, NH);
+    free(tmp);
+    free(cls);
+    free(sums);
+}
+
 void attn_maps_render(const attn_maps_opts *o) {
     const char *ckpt = o->ckpt, *data = o->data, *split = o->split, *png = o->png;
     const int nidx = o->nidx, nref = o->nref, head = o->head;
@@ -139,13 +215,17 @@ void attn_maps_render(const attn_maps_opts *o) {
     const int U = S * o->scale, cols = 1 + nref, ntiles = nidx * cols;
     uint8_t *tiles = xcalloc((size_t)ntiles * U * U * 3, 1);
     float *grid = xalloc_floats((size_t)gh * gw);
+    float *maps = o->h5 ? xalloc_floats((size_t)nidx * nref * gh * gw) : NULL; /* [nidx, nref, gh, gw] */
     float *dispimg = xalloc_floats((size_t)C * S * S);
     double rowsum_err = 0;
     for (int b = 0; b < nidx; b++) {
         crop_apply(dispimg, img8 + (size_t)b * H * W * C, H, W, C, &whole, S); /* [0,1] for display */
         for (int col = 0; col < cols; col++) {
-            if (col > 0)
+            if (col > 0) {
                 rowsum_err = fmax(rowsum_err, attn_grid(grid, att, m, b, 1 + o->ry[col - 1] * gw + o->rx[col - 1], head));
+                if (maps) memcpy(maps + ((size_t)b * nref + col - 1) * gh * gw, grid, (size_t)gh * gw * sizeof *grid);
+            }
+            if (!png) continue;
             attn_tile(tiles + ((size_t)b * cols + col) * U * U * 3, dispimg, grid, m, o, col - 1);
         }
     }
@@ -154,18 +234,22 @@ void attn_maps_render(const attn_maps_opts *o) {
     uint8_t *out = xmalloc((size_t)GH * GW * 3);
     image_grid(out, tiles, ntiles, cols, U, U, 3, 4, 255);
     char err[256];
-    if (beit_rank() == 0 && png_write(png, out, GH, GW, 3, err, sizeof err) != 0)
-        beit_fatal_user(BEIT_EXIT_IO, "%s: %s", png, err);
-    beit_log("wrote %s: %d image%s x %d reference patch%s, block %d of %d, %s (%s checkpoint %s, step %lld); "
-             "attention rows sum to 1 within %.1e",
-             png, nidx, nidx > 1 ? "s" : "", nref, nref > 1 ? "es" : "", layer, L, head < 0 ? "mean over heads" : "one head",
-             r.kind, ckpt, (long long)r.step, rowsum_err);
+    if (png) {
+        if (beit_rank() == 0 && png_write(png, out, GH, GW, 3, err, sizeof err) != 0)
+            beit_fatal_user(BEIT_EXIT_IO, "%s: %s", png, err);
+        beit_log("wrote %s: %d image%s x %d reference patch%s, block %d of %d, %s (%s checkpoint %s, step %lld); "
+                 "attention rows sum to 1 within %.1e",
+                 png, nidx, nidx > 1 ? "s" : "", nref, nref > 1 ? "es" : "", layer, L,
+                 head < 0 ? "mean over heads" : "one head", r.kind, ckpt, (long long)r.step, rowsum_err);
+    }
+    if (maps && beit_rank() == 0) attn_write_h5(o, m, att, maps, layer, r.step);
     ckpt_close(&r);
     store_close(st);
     ckpt_model_free(&cm);
     free(out);
     free(tiles);
     free(grid);
+    free(maps);
     free(dispimg);
     free(img8);
     free(x);

@@ -410,6 +410,30 @@ static int loop_stop_agreed(const loop_state *L, int64_t done, int64_t stop) {
     return preempt;
 }
 
+/* A run resumed at or past its last step (`stop`: --steps or the schedule's end) trains
+ * nothing: no step, no checkpoint, config.yaml and metrics.jsonl untouched. */
+static void loop_already_done(const loop_state *L, int64_t stop) {
+    if (L->o->max_steps >= 0 && L->o->max_steps < L->total)
+        beit_log("--steps %lld: the run is already at step %lld; nothing to train", (long long)L->o->max_steps,
+                 (long long)L->step);
+    else
+        beit_log("the run is already at step %lld, the end of its schedule (%lld steps); nothing to train",
+                 (long long)L->step, (long long)stop);
+}
+
+/* Frees the loop's state and restores the signal handlers train_run installed. */
+static void loop_free(loop_state *L) {
+    beit_stop_signals_restore();
+    free(L->sums);
+    free(L->acc);
+    free(L->m);
+    free(L->v);
+    free(L->parts);
+    dist_reducer_free(&L->red);
+    free(L->yaml);
+    free(L->resume_path);
+}
+
 /* The task's evaluation after the run, written as out_dir/eval.json (rank 0). */
 static void loop_evaluate(train_task *t, const train_result *res, const train_opts *o, const beit_dist *d) {
     eval_results er = {0};
@@ -438,10 +462,19 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
         beit_fatal_user(BEIT_EXIT_IO, "cannot create run directory %s: %s", o->out_dir, strerror(errno));
     dist_barrier(d);
     loop_resume(&L);
+    /* --steps N counts from step 0, so a requeued job given N stops at step N like the
+     * uninterrupted one */
+    int64_t stop = L.total;
+    if (o->max_steps >= 0 && o->max_steps < stop) stop = o->max_steps;
+    if (L.resume_path && L.step >= stop) {
+        loop_already_done(&L, stop);
+        train_result done = {L.step, NAN, 0};
+        loop_free(&L);
+        loop_evaluate(t, &done, o, d);
+        return done;
+    }
     loop_open_run(&L);
 
-    int64_t stop = L.total;
-    if (o->max_steps >= 0 && L.step + o->max_steps < stop) stop = L.step + o->max_steps;
     const int nm = t->nmetrics;
     L.sums = xcalloc((size_t)(2 * nm + 1), sizeof(double)); /* + this rank's gradient sum of squares */
     L.acc = xcalloc((size_t)(2 * nm), sizeof(double));      /* over the logging window */
@@ -473,17 +506,9 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
         int ckpt_now = done == stop || preempt || (c->train.ckpt_every > 0 && done % c->train.ckpt_every == 0);
         if (ckpt_now) loop_checkpoint(&L, done, preempt);
     }
-    beit_stop_signals_restore();
     if (L.mf) fclose(L.mf);
     train_result res = {L.step, last_loss, beit_now() - L.t_start};
-    free(L.sums);
-    free(L.acc);
-    free(L.m);
-    free(L.v);
-    free(L.parts);
-    dist_reducer_free(&L.red);
-    free(L.yaml);
-    free(L.resume_path);
+    loop_free(&L);
     loop_evaluate(t, &res, o, d);
     return res;
 }

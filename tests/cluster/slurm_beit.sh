@@ -10,6 +10,8 @@
 #     limit) -> the batch shell passes USR1 to the ranks -> they write a checkpoint and exit 8 ->
 #     the script requeues the job -> the same job id runs again (restart 1) and resumes from that
 #     checkpoint -> COMPLETED, bit for bit like the reference;
+#   - --steps is a total: a job given --steps 150, preempted and requeued the same way, stops at
+#     step 150 exactly (metrics.jsonl, the last checkpoint), its steps equal the reference's;
 #   - `scancel` (SIGTERM): the ranks write a checkpoint and exit 8; the job is not requeued;
 #   - one rank killed with SIGKILL: --kill-on-bad-exit ends the job within 60 s (measured),
 #     srun names the task, every checkpoint left is complete, and a resubmission resumes from
@@ -165,6 +167,35 @@ check "... and finished: COMPLETED, ExitCode 0:0, 300 steps" \
     eval '[ $ok = 0 ] && [ "$(job_field $b ExitCode)" = 0:0 ] && tail -n 1 "$T/b/metrics.jsonl" | grep -q "\"step\": 300,"'
 check "preempted + requeued == uninterrupted, bit for bit (metrics, parameters, AdamW moments)" same_run "$T/a" "$T/b"
 show_log "$T/b.log"
+
+# ---- --steps is a total: a job given --steps 150, preempted and requeued, stops at step 150 ----------
+JOB="$T/small.yaml" OUT="$T/s" BEIT_ARGS="--steps 150" submit "$T/s.log" jobs/slurm/pretrain.sbatch
+sj=$jid
+wait_lines "$T/s/metrics.jsonl" 20 60
+scancel -b --signal=USR1 "$sj"
+wait_done "$sj" $((SLURM_CRED_EXPIRE + 120))
+ok=$?
+K=$(sed -n 's/^preempted at step \([0-9]*\): .*/\1/p' "$T/s.log" | head -n 1)
+echo "# job $sj (--steps 150): preempted at step ${K:-?}, requeued"
+check "job $sj given --steps 150: preempted at step K < 150, requeued (restart 1), resumed at K" \
+    eval '[ -n "$K" ] && [ "$K" -lt 150 ] && grep -q "job $sj (beit-pretrain) restart 1 on" "$T/s.log" &&
+          grep -q "resumed from $T/s/ckpt-0*$K.h5 at step $K" "$T/s.log"'
+check "... and stopped at step 150 exactly, not K + 150: COMPLETED, metrics.jsonl and the last checkpoint end at 150" \
+    eval '[ $ok = 0 ] && [ "$(job_field $sj ExitCode)" = 0:0 ] && tail -n 1 "$T/s/metrics.jsonl" | grep -q "\"step\": 150," &&
+          [ "$(ls "$T/s" | grep "^ckpt-" | sort | tail -n 1)" = ckpt-00000150.h5 ] && [ "$(ckpt_step "$T/s/ckpt-00000150.h5")" = 150 ]'
+check "... its steps 1-150 equal the uninterrupted 300-step job's, bit for bit (the schedule is unchanged)" \
+    $PY - "$T/a" "$T/s" <<'PY'
+import json, sys
+skip = {"images_per_s", "elapsed_s", "eta_s", "comm_bytes", "comm_wait_s", "comm_overlap"}
+def records(d):   # the last record of each step (a resumed run logs again the steps after its checkpoint)
+    return {r["step"]: {k: v for k, v in r.items() if k not in skip}
+            for r in map(json.loads, open(d + "/metrics.jsonl"))}
+a, b = records(sys.argv[1]), records(sys.argv[2])
+assert sorted(b) == list(range(1, 151)), sorted(b)[-3:]
+bad = [s for s in b if a[s] != b[s]]
+assert not bad, bad[:3]
+PY
+show_log "$T/s.log"
 
 # ---- scancel (SIGTERM): checkpoint, exit 8, not requeued ----------------------------------------------
 JOB="$T/small.yaml" OUT="$T/c" submit "$T/c.log" jobs/slurm/pretrain.sbatch

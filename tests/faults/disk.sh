@@ -52,7 +52,7 @@ before=$(sha "$F/run/ckpt-00000005.h5")
 dd if=/dev/zero of="$F/filler" bs=4k 2>/dev/null
 truncate -s -48k "$F/filler"
 echo "# tmpfs free after filling: $(df -k --output=avail "$F" | tail -n 1 | tr -d ' ') KiB"
-run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$F/run" --steps 5 --resume auto --set train.ckpt_every=5
+run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$F/run" --steps 10 --resume auto --set train.ckpt_every=5
 grep '^beit' "$T/err" | sed 's/^/# /'
 check "full disk: exit 7 (BEIT_EXIT_IO)" [ "$rc" = 7 ]
 check "the message names the checkpoint, the error and what is kept: 'cannot write checkpoint .../ckpt-00000010.h5 (... No space left on device ...); the previous checkpoint is kept'" \
@@ -61,7 +61,7 @@ check "the previous checkpoint is intact (sha256 unchanged, complete), no ckpt-1
     bash -c "[ \"\$(sha256sum '$F/run/ckpt-00000005.h5' | cut -d' ' -f1)\" = '$before' ] && ckpts_complete '$F/run' &&
              [ ! -e '$F/run/ckpt-00000010.h5' ] && no_tmp '$F/run'"
 rm -f "$F/filler"
-run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$F/run" --steps 5 --resume auto --set train.ckpt_every=5
+run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$F/run" --steps 10 --resume auto --set train.ckpt_every=5
 check "space again: --resume auto continues from ckpt-5 and writes ckpt-10" \
     bash -c "[ $rc = 0 ] && grep -q 'resumed from $F/run/ckpt-00000005.h5 at step 5' '$T/out' && [ -f '$F/run/ckpt-00000010.h5' ]"
 check "... and equals the uninterrupted run bit for bit" same_run "$T/ref" "$F/run"
@@ -75,7 +75,7 @@ touch "$R/run/probe" 2>/dev/null && rm -f "$R/run/probe"
 check "$R/run: a read-only bind mount of a run directory (touch fails)" \
     bash -c "[ -f '$R/run/ckpt-00000005.h5' ] && ! touch '$R/run/probe' 2>/dev/null"
 before=$(sha "$R/run/ckpt-00000005.h5")
-run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$R/run" --steps 5 --resume auto --set train.ckpt_every=5
+run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$R/run" --steps 10 --resume auto --set train.ckpt_every=5
 check "read-only run directory: exit 7, the message names the file and 'Read-only file system'" \
     bash -c "[ $rc = 7 ] && grep -q 'cannot write $R/run/.*Read-only file system' '$T/err'"
 check "the previous checkpoint is intact (sha256 unchanged)" [ "$(sha "$R/run/ckpt-00000005.h5")" = "$before" ]
@@ -119,7 +119,9 @@ check "the checkpoints written before are intact (sha256 unchanged) and complete
     bash -c "[ $ok = 1 ] && [ ${#sums[@]} -ge 1 ] && ckpts_complete '$W'"
 umount "$W" && unset 'MOUNTS[-1]'
 last=$(ls "$W" | grep '^ckpt-' | sort | tail -n 1)
-run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$W" --resume auto --steps 2
-check "writable again: --resume auto continues from the newest of them ($last)" \
-    bash -c "[ $rc = 0 ] && [ -n '$last' ] && grep -q 'resumed from $W/$last at step' '$T/out'"
+at=$(echo "$last" | sed -n 's/^ckpt-0*\([0-9][0-9]*\)\.h5$/\1/p')
+run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$W" --resume auto --steps $((${at:-0} + 2))
+check "writable again: --resume auto continues from the newest of them ($last) for 2 steps" \
+    bash -c "[ $rc = 0 ] && [ -n '$last' ] && grep -q 'resumed from $W/$last at step' '$T/out' &&
+             tail -n 1 '$W/metrics.jsonl' | grep -q '\"step\": $((${at:-0} + 2)),'"
 finish

@@ -66,7 +66,8 @@ check "no incomplete checkpoint under a checkpoint's name (every ckpt-*.h5 compl
 last=$(ls "$T/b" | grep '^ckpt-' | sort | tail -n 1)
 left=$(ls -A "$T/b" | grep -F '.tmp.' | head -n 1)
 echo "# newest complete checkpoint: $last; temporary file left by the kill: ${left:-none}"
-run $MPI -np 2 $BEIT pretrain -c "$T/big.yaml" --out "$T/b" --resume auto --steps 5
+at=$(echo "$last" | sed -n 's/^ckpt-0*\([0-9][0-9]*\)\.h5$/\1/p')
+run $MPI -np 2 $BEIT pretrain -c "$T/big.yaml" --out "$T/b" --resume auto --steps $((${at:-0} + 5))
 check "--resume auto resumes from the newest complete one ($last), ignoring the half-written file" \
     bash -c "[ $rc = 0 ] && grep -q 'resumed from $T/b/$last at step' '$T/out'"
 check "the kill left the half-written temporary file, and the next checkpoint removed it" \

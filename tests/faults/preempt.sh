@@ -5,7 +5,9 @@
 #     step; exit 8, the log line, the checkpoint of that step complete; --resume auto continues
 #     and the run equals an uninterrupted one bit for bit (metrics, parameters, AdamW moments);
 #   - USR1 to mpirun (what a batch script does with mpirun inside an allocation): forwarded to
-#     the ranks, exit 8;
+#     the ranks, exit 8; that run was given --steps 150 (a total, counted from step 0): resumed
+#     with --steps 150 it ends at step 150 exactly, equal to the uninterrupted run's first 150
+#     steps; resumed again at 150 (with --steps 150 or 40) it trains nothing and changes nothing;
 #   - SIGTERM to rank 0, then USR1 and SIGTERM to both ranks without pause until they are gone
 #     (signals during the checkpoint write, counted while its temporary file exists): exit 8,
 #     the checkpoint complete, resumable.
@@ -43,8 +45,8 @@ check "--resume auto continues from step N and finishes (exit 0)" \
 check "preempted + resumed == uninterrupted, bit for bit (every step's loss and logged values, parameters, AdamW moments)" \
     same_run "$T/ref" "$T/a"
 
-# ---- USR1 to mpirun: forwarded ----
-timeout 120 $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$T/b" >"$T/b.out" 2>"$T/b.err" &
+# ---- USR1 to mpirun: forwarded; a run given --steps 150 and resumed with it stops at 150 ----
+timeout 120 $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$T/b" --steps 150 >"$T/b.out" 2>"$T/b.err" &
 mp=$!
 wait_lines "$T/b/metrics.jsonl" 20 60
 kill -USR1 "$(mpirun_pid $mp)"
@@ -52,6 +54,32 @@ wait $mp
 rc=$?
 check "USR1 to mpirun (Open MPI forwards it to every rank): exit 8, a complete checkpoint, the preempted line" \
     bash -c "[ $rc = 8 ] && grep -q '^preempted at step [0-9]*: checkpoint' '$T/b.out' && ckpts_complete '$T/b'"
+K=$(sed -n 's/^preempted at step \([0-9]*\): .*/\1/p' "$T/b.out")
+echo "# --steps 150, preempted at step ${K:-?}"
+run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$T/b" --resume auto --steps 150
+check "resumed at step K < 150 with --steps 150 (a total): ends at step 150 exactly (metrics, last checkpoint), not K + 150" \
+    bash -c "[ $rc = 0 ] && [ -n '$K' ] && [ '$K' -lt 150 ] && grep -q 'resumed from $T/b/ckpt-0*$K.h5 at step $K' '$T/out' &&
+             tail -n 1 '$T/b/metrics.jsonl' | grep -q '\"step\": 150,' && [ \"\$(ckpt_step '$T/b/ckpt-00000150.h5')\" = 150 ] &&
+             [ \"\$(ls '$T/b' | grep '^ckpt-' | tail -n 1)\" = ckpt-00000150.h5 ]"
+check "... and its steps 1-150 equal the uninterrupted 300-step run's, bit for bit (the schedule is unchanged)" \
+    $PY - "$T/ref" "$T/b" <<'PY'
+import json, sys
+skip = {"images_per_s", "elapsed_s", "eta_s", "comm_bytes", "comm_wait_s", "comm_overlap"}
+def records(d):
+    return {r["step"]: {k: v for k, v in r.items() if k not in skip}
+            for r in map(json.loads, open(d + "/metrics.jsonl"))}
+a, b = records(sys.argv[1]), records(sys.argv[2])
+assert sorted(b) == list(range(1, 151)), sorted(b)[-3:]
+bad = [s for s in b if a[s] != b[s]]
+assert not bad, bad[:3]
+PY
+before=$(sha256sum "$T/b/metrics.jsonl" "$T/b/config.yaml" "$T/b/ckpt-00000150.h5"; ls -A "$T/b")
+for n in 150 40; do
+    run $MPI -np 2 $BEIT pretrain -c "$T/small.yaml" --out "$T/b" --resume auto --steps $n
+    check "resumed at step 150 with --steps $n: exit 0, 'nothing to train', no step run, the run directory unchanged" \
+        bash -c "[ $rc = 0 ] && grep -qx -- '--steps $n: the run is already at step 150; nothing to train' '$T/out' &&
+                 ! grep -q '^step ' '$T/out' && [ \"\$(sha256sum '$T/b/metrics.jsonl' '$T/b/config.yaml' '$T/b/ckpt-00000150.h5'; ls -A '$T/b')\" = '$before' ]"
+done
 
 # ---- SIGTERM, and more signals during the checkpoint write ----
 timeout 120 $MPI -np 2 $BEIT pretrain -c "$T/big.yaml" --out "$T/c" >"$T/c.out" 2>"$T/c.err" &
@@ -81,7 +109,8 @@ check "SIGTERM to rank 0: exit 8, 'SIGTERM received', the preempted line" \
 check "signals kept arriving during the checkpoint write (>= 1 while its temporary file existed)" [ "$during" -ge 1 ]
 check "... and the checkpoints are complete, no temporary file left" bash -c "ckpts_complete '$T/c' && no_tmp '$T/c'"
 M=$(sed -n 's/^preempted at step \([0-9]*\): .*/\1/p' "$T/c.out")
-run $MPI -np 2 $BEIT pretrain -c "$T/big.yaml" --out "$T/c" --resume auto --steps 2
-check "--resume auto continues from that checkpoint (step $M)" \
-    bash -c "[ $rc = 0 ] && [ -n '$M' ] && grep -q 'resumed from $T/c/ckpt-0*$M.h5 at step $M' '$T/out'"
+run $MPI -np 2 $BEIT pretrain -c "$T/big.yaml" --out "$T/c" --resume auto --steps $((${M:-0} + 2))
+check "--resume auto continues from that checkpoint (step $M) to --steps M + 2" \
+    bash -c "[ $rc = 0 ] && [ -n '$M' ] && grep -q 'resumed from $T/c/ckpt-0*$M.h5 at step $M' '$T/out' &&
+             tail -n 1 '$T/c/metrics.jsonl' | grep -q '\"step\": $((${M:-0} + 2)),'"
 finish

@@ -68,46 +68,7 @@ def chk(x):
         return (z ^ (z >> np.uint64(31))).sum(dtype=np.uint64)
 PY
 
-# same A B [exact|TOL_LOSS TOL_PARAM] [optim]: the runs' metrics and last checkpoints agree
-#   exact: every logged value except timings, and every parameter (and with "optim" every
-#   AdamW moment) bit for bit; else loss and grad_norm within TOL_LOSS relative and every
-#   parameter within TOL_PARAM absolute
-same() {
-  $PY - "$@" <<'PY'
-import json, sys
-import h5py, numpy as np
-a, b, mode = sys.argv[1], sys.argv[2], sys.argv[3]
-rest = sys.argv[4:]
-skip = {"images_per_s", "elapsed_s", "eta_s", "comm_bytes", "comm_wait_s", "comm_overlap"}
-ma = [json.loads(l) for l in open(a + "/metrics.jsonl")]
-mb = [json.loads(l) for l in open(b + "/metrics.jsonl")]
-assert len(ma) == len(mb) and ma, (len(ma), len(mb))
-assert ma[-1]["step"] == mb[-1]["step"]
-ca, cb = ["%s/ckpt-%08d.h5" % (d, ma[-1]["step"]) for d in (a, b)]   # the checkpoint of the last step
-fa, fb = h5py.File(ca, "r"), h5py.File(cb, "r")
-if mode == "exact":
-    for x, y in zip(ma, mb):
-        assert {k: v for k, v in x.items() if k not in skip} == {k: v for k, v in y.items() if k not in skip}, (x, y)
-    bad = [k for k in fa["params"] if fa["params"][k][()].tobytes() != fb["params"][k][()].tobytes()]
-    assert not bad and set(fa["params"]) == set(fb["params"]), bad[:5]
-    if "optim" in rest:
-        for k in ("exp_avg_flat", "exp_avg_sq_flat"):
-            assert fa["optim"][k][()].tobytes() == fb["optim"][k][()].tobytes(), k
-    print("# %d steps and %d tensors identical (%s)" % (len(ma), len(fa["params"]), ca[-16:]))
-else:
-    tl, tp = float(mode), float(rest[0])
-    wl = max(abs(x[k] - y[k]) / abs(x[k]) for x, y in zip(ma, mb) for k in ("loss", "grad_norm"))
-    wp = max(float(np.abs(fa["params"][k][()] - fb["params"][k][()]).max()) for k in fa["params"])
-    print("# worst relative loss/grad_norm difference %.2e (tolerance %g), worst parameter difference %.2e "
-          "(tolerance %g)" % (wl, tl, wp, tp))
-    assert wl <= tl and wp <= tp
-PY
-}
-overlapped() { # RUN: every logged step posted all its buckets during backward (comm_overlap 1)
-  $PY -c "import json,sys; r=[json.loads(l) for l in open('$1/metrics.jsonl')]; v=[x['comm_overlap'] for x in r]; print('# comm_overlap', v); assert all(x == 1 for x in v) and all(x['comm_bytes'] > 0 for x in r)"
-}
-export PY
-export -f same overlapped
+. "$SRC/tests/train/lib.sh"
 
 # ---- overlapped == blocking, bit for bit ----
 for np in 2 3; do
@@ -176,12 +137,12 @@ check "beit eval of the ZeRO-1 fine-tuning checkpoint on 3 ranks" bash -c "[ $rc
 
 # ---- exact resume: stop after 3 steps, resume, == uninterrupted (bit for bit) ----
 run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/rz" --steps 3 --set dist.zero=1
-run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/rz" --steps 3 --resume auto --set dist.zero=1
-check "pretrain 2 ranks ZeRO-1, 3 steps + resume 3: == the uninterrupted 6 steps, bit for bit (metrics, params, state)" \
+run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/rz" --steps 6 --resume auto --set dist.zero=1
+check "pretrain 2 ranks ZeRO-1, 3 steps + resume to --steps 6: == the uninterrupted 6 steps, bit for bit (metrics, params, state)" \
   bash -c "[ $rc = 0 ] && same '$T/rz' '$T/z2' exact optim"
 run $MPI -np 3 $BEIT dvae train -c "$T/dvae.yaml" --out "$T/dr" --steps 2
-run $MPI -np 3 $BEIT dvae train -c "$T/dvae.yaml" --out "$T/dr" --steps 2 --resume auto
-check "dVAE 3 ranks, 2 steps + resume 2 (from a step-2 checkpoint): == the uninterrupted 4 steps, bit for bit" \
+run $MPI -np 3 $BEIT dvae train -c "$T/dvae.yaml" --out "$T/dr" --steps 4 --resume auto
+check "dVAE 3 ranks, 2 steps + resume to --steps 4 (from a step-2 checkpoint): == the uninterrupted 4 steps, bit for bit" \
   bash -c "[ $rc = 0 ] && grep -q 'resumed from .*ckpt-00000002.h5' '$T/out' && same '$T/dr' '$T/dov' exact optim"
 
 mkdir -p "$T/v1" && head -3 "$T/z2/metrics.jsonl" > "$T/v1/metrics.jsonl"
@@ -201,14 +162,14 @@ with h5py.File(sys.argv[2], "a") as f:   # the format_version 1 layout: per-tens
     f.attrs["format_version"] = 1
     del f.attrs["complete"]
 PY
-run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/v1" --steps 3 --resume auto --set dist.zero=1
+run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/v1" --steps 6 --resume auto --set dist.zero=1
 check "a format_version 1 checkpoint (per-tensor moments) resumes with ZeRO-1 on 2 ranks, bit for bit" \
   bash -c "[ $rc = 0 ] && grep -q 'resumed from .*v1/ckpt-00000003.h5' '$T/out' && same '$T/v1' '$T/z2' exact optim"
 
 # ---- elastic resume: R -> R' ranks, the same global batch and data order ----
-elastic() { # NAME NP_A ZERO_A NP_B ZERO_B REF: 3 steps on NP_A, then 3 on NP_B, vs REF (6 steps)
+elastic() { # NAME NP_A ZERO_A NP_B ZERO_B REF: 3 steps on NP_A, then to step 6 on NP_B, vs REF (6 steps)
   run $MPI -np $2 $BEIT pretrain -c "$T/pre.yaml" --out "$T/$1" --steps 3 --set dist.zero=$3
-  run $MPI -np $4 $BEIT pretrain -c "$T/pre.yaml" --out "$T/$1" --steps 3 --resume auto --set dist.zero=$5
+  run $MPI -np $4 $BEIT pretrain -c "$T/pre.yaml" --out "$T/$1" --steps 6 --resume auto --set dist.zero=$5
   check "elastic resume $2 -> $4 ranks (zero $3 -> $5): re-sharded; losses within 1e-5, parameters within 1e-5 of $6" \
     bash -c "[ $rc = 0 ] && grep -q 're-sharded' '$T/out' && same '$T/$1' '$T/$6' 1e-5 1e-5"
 }
@@ -236,7 +197,7 @@ with np.errstate(over="ignore"), h5py.File(sys.argv[2], "a") as f:
     o["checksums"][...] = sums
 PY
 check "control: a copy of the 2-rank checkpoint with its optimizer state zeroed was made" [ $ctl_ok = 1 ]
-run $MPI -np 1 $BEIT pretrain -c "$T/pre.yaml" --out "$T/ctl" --steps 3 --resume auto
+run $MPI -np 1 $BEIT pretrain -c "$T/pre.yaml" --out "$T/ctl" --steps 6 --resume auto
 # the comparison must fail on a tolerance (an AssertionError), not on a missing file or another error
 check "control: resuming with the optimizer state zeroed misses those tolerances (the check can fail)" \
   bash -c "[ $rc = 0 ] && [ -f '$T/ctl/ckpt-00000006.h5' ] && same '$T/ctl' '$T/ov2' 1e-5 1e-5 2>&1 | grep -q AssertionError"
@@ -270,7 +231,7 @@ with h5py.File(sys.argv[2], "a") as f:   # as if the write had stopped before it
 PY
 head -c 3000 "$D/ckpt-00000003.h5" > "$D/ckpt-00000008.h5"   # damaged (truncated)
 cp "$D/ckpt-00000003.h5" "$D/.ckpt-00000010.h5.tmp.12345"    # a killed run's temporary file
-run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 3 --resume auto --set dist.zero=1
+run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 6 --resume auto --set dist.zero=1
 check "--resume auto skips ckpt-9 (no 'complete'), ckpt-8 (damaged) and the temporary file: resumes from step 3" \
   bash -c "[ $rc = 0 ] && grep -q 'resumed from .*ckpt-00000003.h5 at step 3' '$T/out' && grep -q 'ignoring .*ckpt-00000009.h5' '$T/err'"
 check "... and continues exactly like the uninterrupted run (bit for bit)" \
@@ -286,7 +247,7 @@ D="$T/fail"
 run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 3 --set dist.zero=1
 before=$(sha256sum "$D/ckpt-00000003.h5")
 mkdir "$D/ckpt-00000006.h5"   # the final name is taken by a directory: the rename fails
-run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 3 --resume auto --set dist.zero=1
+run $MPI -np 2 $BEIT pretrain -c "$T/pre.yaml" --out "$D" --steps 6 --resume auto --set dist.zero=1
 check "failed checkpoint write on 2 ranks: exit 7 naming the file, previous checkpoint intact, temporary file removed" \
   bash -c "[ $rc = 7 ] && grep -q 'cannot write checkpoint .*ckpt-00000006.h5' '$T/err' && [ \"\$(sha256sum '$D/ckpt-00000003.h5')\" = '$before' ] && [ -z \"\$(ls -A '$D' | grep tmp)\" ]"
 finish

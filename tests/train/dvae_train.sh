@@ -70,9 +70,9 @@ print(f"# torch mse {mse:.6f}, beit mse {want:.6f}")
 assert abs(mse - want) <= 1e-4 * want, (mse, want)
 PY
 
-# resume: 10 steps, then --resume auto for 10 more == the 20-step run
+# resume: 10 steps, then --resume auto to step 20 (--steps counts from the start) == the 20-step run
 run $MPI -np 2 $BEIT dvae train -c "$T/job.yaml" --out "$T/r3" --steps 10
-run $MPI -np 2 $BEIT dvae train -c "$T/job.yaml" --out "$T/r3" --steps 10 --resume auto
+run $MPI -np 2 $BEIT dvae train -c "$T/job.yaml" --out "$T/r3" --steps 20 --resume auto
 check "resume auto: exit 0 and says where it resumed" bash -c "[ $rc = 0 ] && grep -q 'resumed from .*ckpt-00000010.h5 at step 10' '$T/out'"
 check "resumed run = uninterrupted run: losses of steps 11-20 and the final parameters match" $PY - "$T/r2" "$T/r3" <<'PY'
 import json, sys, h5py, numpy as np

@@ -83,8 +83,8 @@ b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
 w = max(abs(x - y) / abs(x) for x, y in zip(a, b)); print("# worst", w); assert len(a) == len(b) == 8 and w <= 1e-4
 PY
 run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/fr" --steps 4 --resume auto
-run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/fr" --steps 4 --resume auto
-check "stopped after 4 steps and resumed (--resume auto): the 8 losses equal the uninterrupted run's exactly" $PY - "$T/f2" "$T/fr" <<'PY'
+run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/fr" --steps 8 --resume auto
+check "stopped after 4 steps and resumed to --steps 8 (--resume auto): the 8 losses equal the uninterrupted run's exactly" $PY - "$T/f2" "$T/fr" <<'PY'
 import json, sys
 a = [json.loads(l)["loss"] for l in open(sys.argv[1] + "/metrics.jsonl")]
 b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
@@ -196,18 +196,65 @@ cp "$T/out" "$T/probe2"
 run $BEIT probe -c "$T/probe.yaml" --init "$PRE" --out "$T/probe1"
 check "probe on 1 rank gives the same accuracies as on 2" bash -c "diff <(grep '^{' '$T/out') <(grep '^{' '$T/probe2')"
 
-# attention maps
-run $BEIT attn --checkpoint "$PRE" --data "$T/fm.h5" --index 0,1,2 --ref 3,3 --ref 0,6 --png "$T/attn.png"
-check "attn on a pre-training checkpoint: a PNG of 3 rows x (image + 2 maps), rows sum to 1" $PY - "$T/attn.png" "$T/out" <<'PY'
+# attention maps: the PNG, and the maps as numbers (--h5) checked against the softmax's
+# invariants and an independent PyTorch forward (tools/torchref via tools/load_checkpoint.py)
+run $BEIT attn --checkpoint "$PRE" --data "$T/fm.h5" --index 0,5,2 --ref 3,3 --ref 0,6 --png "$T/attn.png" --h5 "$T/attn.h5"
+check "attn on a pre-training checkpoint: a PNG of 3 rows x (image + 2 maps)" $PY - "$T/attn.png" <<'PY'
 import sys
 from PIL import Image
 im = Image.open(sys.argv[1]); w, h = im.size
 U = 28 * 8
 assert (w, h) == (3 * U + 4 * 4, 3 * U + 4 * 4), im.size  # 4-pixel gaps between and around
-assert "rows sum to 1" in open(sys.argv[2]).read()
 PY
-run $BEIT attn --checkpoint "$CK" --data "$T/fm.h5" --index 4 --ref 2,2 --layer 1 --head 0 --png "$T/attn2.png"
-check "attn on a fine-tuned checkpoint, block 1, head 0" bash -c "[ $rc = 0 ] && [ -s '$T/attn2.png' ]"
+# The code averages each head's softmax row (over CLS + 49 patch keys) over the heads and keeps
+# the 49 patch keys: a map sums to 1 - cls (cls = the same average on the CLS key), below 1.
+check "attn --h5: maps [3 images, 2 refs, 7, 7] float32 >= 0; every head's row sums to 1, every map to 1 - cls < 1 (within 1e-5)" \
+  $PY - "$T/attn.h5" <<'PY'
+import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+maps, cls, sums = f["maps"][()], f["cls"][()], f["row_sums"][()]
+assert maps.shape == (3, 2, 7, 7) and maps.dtype == np.float32, (maps.shape, maps.dtype)
+assert cls.shape == (3, 2) and sums.shape == (3, 2, 3), (cls.shape, sums.shape)
+assert list(f.attrs["index"]) == [0, 5, 2] and list(f.attrs["ref_y"]) == [3, 0] and list(f.attrs["ref_x"]) == [3, 6]
+assert f.attrs["layer"] == 2 and f.attrs["head"] == -1
+e1, e2 = float(np.abs(sums - 1).max()), float(np.abs(maps.sum((2, 3)) + cls - 1).max())
+print("# head rows: |sum - 1| <= %.1e; maps: |sum + cls - 1| <= %.1e; cls in [%.4f, %.4f]" % (e1, e2, cls.min(), cls.max()))
+assert e1 <= 1e-5 and e2 <= 1e-5 and maps.min() >= 0 and 0 < cls.min() and cls.max() < 1
+PY
+check "attn --h5: the maps equal a PyTorch forward of the checkpoint (within 1e-5), and the two references' maps differ (by more than 100x that difference)" \
+  $PY - "$SRC" "$PRE" "$T/fm.h5" "$T/attn.h5" <<'PY'
+import sys, h5py, numpy as np, torch, yaml
+src, ck_path, data, h5 = sys.argv[1:5]
+sys.path.insert(0, src + "/tools")
+from load_checkpoint import attr, build
+f = h5py.File(h5, "r")
+maps, idx, ry, rx, layer = f["maps"][()], list(f.attrs["index"]), f.attrs["ref_y"], f.attrs["ref_x"], int(f.attrs["layer"])
+ck = h5py.File(ck_path, "r")
+model = build(attr(ck, "kind"), yaml.safe_load(attr(ck, "config")))
+model.load_state_dict({k: torch.from_numpy(ck["params"][k][()]) for k in ck["params"]}, strict=True)
+model.eval()
+d = h5py.File(data, "r")   # the whole 28x28 image, normalised with the store's statistics
+img = np.stack([d["test/images"][i] for i in idx]).astype(np.float32) / 255
+x = (img - d.attrs["mean"].astype(np.float32)) / d.attrs["std"].astype(np.float32)
+keep = {"attn": [], "blocks": []}
+with torch.no_grad():
+    model.forward_features(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), None, keep=keep)
+att = keep["attn"][layer - 1].numpy()   # [B, heads, T, T]
+g = maps.shape[2]
+want = np.stack([att[:, :, 1 + y * g + xx, 1:].mean(1).reshape(-1, g, g) for y, xx in zip(ry, rx)], 1)
+err, apart = float(np.abs(want - maps).max()), float(np.abs(maps[:, 0] - maps[:, 1]).max())
+print("# vs PyTorch: max abs difference %.2e; between the references: %.2e (values up to %.3f)" % (err, apart, maps.max()))
+assert err <= 1e-5 and apart > 100 * max(err, 1e-8)
+PY
+run $BEIT attn --checkpoint "$CK" --data "$T/fm.h5" --index 4 --ref 2,2 --layer 1 --head 0 --png "$T/attn2.png" --h5 "$T/attn2.h5"
+check "attn on a fine-tuned checkpoint, block 1, head 0: a PNG, and that head's map sums to 1 - cls (within 1e-5)" \
+  bash -c "[ $rc = 0 ] && [ -s '$T/attn2.png' ] && $PY -c \"
+import h5py, numpy as np
+f = h5py.File('$T/attn2.h5', 'r'); m, c = f['maps'][()], f['cls'][()]
+assert m.shape == (1, 1, 7, 7) and f.attrs['head'] == 0 and f.attrs['layer'] == 1
+assert abs(float(m.sum() + c.sum()) - 1) <= 1e-5 and 0 < c.min() < 1\""
+run $BEIT attn --checkpoint "$CK" --data "$T/fm.h5" --index 4 --ref 2,2
+check "attn without --png or --h5: exit 2 saying what is required" bash -c "[ $rc = 2 ] && grep -q -- '--png (or --h5)' '$T/err'"
 run $BEIT attn --checkpoint "$CK" --data "$T/fm.h5" --index 4 --ref 9,2 --png "$T/attn3.png"
 check "attn: a reference outside the 7x7 grid -> exit 2 naming the grid" bash -c "[ $rc = 2 ] && grep -q '7x7' '$T/err'"
 

@@ -68,10 +68,20 @@ import json; e=json.load(open('$T/p1/eval.json')); assert {'mim_acc','majority_a
 run $PY "$SRC/tools/load_checkpoint.py" "$T/p1/ckpt-00000020.h5"
 check "PyTorch loads the pre-training checkpoint with strict=True" bash -c "[ $rc = 0 ] && grep -q strict=True '$T/out'"
 
-for v in "model.arch=vit" "pretrain.target=pixels" "mask.type=random"; do
-  run $BEIT pretrain -c "$T/pre.yaml" --out "$T/v-$v" --steps 3 --set "$v"
-  check "variant $v runs" [ "$rc" = 0 ]
+# the token variants learn: 20 steps logged every 5, the last logged loss (the mean of steps
+# 16-20) at least 20% below the first (step 1, ~ln V). Measured over seeds 1-3: last/first
+# 0.66-0.69 for arch=vit and mask.type=random (and for the default beit/block).
+for v in "model.arch=vit" "mask.type=random"; do
+  run $BEIT pretrain -c "$T/pre.yaml" --out "$T/v-$v" --steps 20 --log-every 5 --set "$v"
+  check "variant $v learns: the last logged loss < 0.8 x the first" bash -c "[ $rc = 0 ] && $PY -c \"
+import json; r = [json.loads(l) for l in open('$T/v-$v/metrics.jsonl')]
+a, b = r[0]['loss'], r[-1]['loss']; print('# steps %d..%d: loss %.4f -> %.4f (x %.3f)' % (r[0]['step'], r[-1]['step'], a, b, b / a))
+assert r[-1]['step'] == 20 and b < 0.8 * a\""
 done
+# (pixel regression of per-patch normalised pixels does not learn measurably at this size in
+# 20-60 steps -- last/first 0.90-1.06 over seeds, learning rates and subsets -- so it is only run)
+run $BEIT pretrain -c "$T/pre.yaml" --out "$T/v-pixels" --steps 3 --set pretrain.target=pixels
+check "variant pretrain.target=pixels runs" [ "$rc" = 0 ]
 run $BEIT pretrain -c "$T/pre.yaml" --out "$T/syn" --steps 2 --set data=synthetic --set data.tokens=
 check "data: synthetic runs without a store" [ "$rc" = 0 ]
 
