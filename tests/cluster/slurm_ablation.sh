@@ -44,12 +44,20 @@ bad=""
 for j in $ids; do [ "$(slurm_job_state "$j")" = COMPLETED ] || bad="$bad $j:$(slurm_job_state "$j")"; done
 check "every job COMPLETED, the report job last ($last)" eval '[ -z "$bad" ]'
 [ -z "$bad" ] || { echo "# not completed:$bad"; for f in "$D"/slurm/*.log; do echo "# -- $f"; tail -n 8 "$f" | sed 's/^/#   /'; done; }
-check "the report: ablation.md with every row, curves.png, attention.png, segmentation.png" \
-    eval 'for f in curves.png attention.png segmentation.png; do [ -s "$D/$f" ] || exit 1; done;
-          for r in "BEiT (blockwise" "random masking" "pixel regression" "no pre-training"; do
-              grep "^| $r" "$D/ablation.md" | grep -q " s /" || exit 1; done'
-check "the fine-tuning curves came from eval.sbatch (eval-test.tsv per fine-tuning)" \
-    eval 'for r in beit random pixels scratch; do [ -s "$D/seed0/finetune-$r/eval-test.tsv" ] || exit 1; done'
+report_ok() {
+    local f r
+    for f in curves.png attention.png segmentation.png; do [ -s "$D/$f" ] || { echo "# no $f"; return 1; }; done
+    for r in "BEiT (blockwise" "random masking" "blockwise, pixel regression" "no pre-training"; do
+        grep "^| $r" "$D/ablation.md" | grep -q " s /" || { echo "# no row '$r' in ablation.md"; return 1; }
+    done
+}
+curves_ok() {
+    local r
+    for r in beit random pixels scratch; do [ -s "$D/seed0/finetune-$r/eval-test.tsv" ] || return 1; done
+}
+check "the report: ablation.md with every row, curves.png, attention.png, segmentation.png" report_ok
+[ "$_fail" -eq 0 ] || { cat "$D/ablation.md" | sed 's/^/#   /'; ls -R "$D" | head -50 | sed 's/^/#   /'; }
+check "the fine-tuning curves came from eval.sbatch (eval-test.tsv per fine-tuning)" curves_ok
 run $PY "$ROOT/tools/ablation" "${ARGS[@]}"
 check "a second --slurm submission: every stage done, only the report submitted" \
     eval '[ $rc = 0 ] && [ "$(tail -n 1 $T/out | wc -w)" = 1 ] && ! grep -q "submitted: job .* after" $T/out'

@@ -44,12 +44,16 @@ check "it resumed the pre-training from its newest checkpoint, not from step 0" 
     eval 'grep -q "resumed from $D/seed0/pretrain-beit/ckpt-[0-9]*.h5 at step" "$D/state/seed0-pretrain-beit.log"'
 check "... and recorded the killed attempt and the finished one" \
     $PY -c "import json; a = json.load(open('$D/state/seed0-pretrain-beit.json'))['attempts']; assert len(a) == 2 and a[0]['rc'] == 'killed' and a[1]['rc'] == 0, a"
-check "every stage's product: 3 pre-trainings, 4 fine-tunings (eval.json, eval-test.tsv), 4 probes, 4 segmentations" \
-    eval 'for r in beit random pixels; do [ -f "$D/seed0/pretrain-$r/ckpt-00000096.h5" ] || exit 1; done;
-          for r in beit random pixels scratch; do for s in finetune probe segment; do [ -f "$D/seed0/$s-$r/eval.json" ] || exit 1; done;
-          [ -f "$D/seed0/finetune-$r/eval-test.tsv" ] || exit 1; done'
-check "the report: ablation.md, curves.png, attention.png, segmentation.png" \
-    eval 'for f in ablation.md curves.png attention.png segmentation.png; do [ -s "$D/$f" ] || exit 1; done'
+products_ok() {
+    local r s f
+    for r in beit random pixels; do [ -f "$D/seed0/pretrain-$r/ckpt-00000096.h5" ] || return 1; done
+    for r in beit random pixels scratch; do
+        for s in finetune probe segment; do [ -f "$D/seed0/$s-$r/eval.json" ] || return 1; done
+        [ -f "$D/seed0/finetune-$r/eval-test.tsv" ] || return 1
+    done
+    for f in ablation.md curves.png attention.png segmentation.png; do [ -s "$D/$f" ] || return 1; done
+}
+check "every stage's product (3 pre-trainings; 4 x fine-tuning with eval-test.tsv, probe, segmentation) and the report (ablation.md, curves.png, attention.png, segmentation.png)" products_ok
 check "ablation.md has every row, with numbers in the fine-tuning and segmentation columns" \
     $PY - "$D/ablation.md" <<'PYEOF'
 import sys
