@@ -104,6 +104,7 @@ typedef struct {
 
     struct {
         int target; /* enum beit_target */
+        bool pixel_norm_per_patch;
     } pretrain;
 
     struct {

@@ -118,6 +118,9 @@ const key_spec cfg_keys[] = {
      "what masked patches predict: visual tokens from data.tokens, normalised pixels, or "
      "tokens computed during training by the dVAE at tokenize.checkpoint"},
 
+    {"pretrain.pixel_norm_per_patch", T_BOOL, F(pretrain.pixel_norm_per_patch), "true", NOB, NOB, NULL,
+     "target pixels: normalise each patch's targets by its own mean/std (MAE's norm_pix_loss); "
+     "false = the patch's pixels normalised with the store's mean/std only"},
     {"dvae.image_size", T_INT, F(dvae.image_size), "112", INC(1), NOB, NULL,
      "dVAE input side length in pixels (tokens per side = this / 2^(len(dvae.widths) - 1))"},
     {"dvae.in_chans", T_INT, F(dvae.in_chans), "3", INC(1), NOB, NULL, "dVAE input channels"},

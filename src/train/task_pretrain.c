@@ -131,7 +131,7 @@ static void pre_fwd_bwd(void *ctx, int64_t step, double global_masked, double *s
                     if (mask[(size_t)i * m->Np + j]) t->tgt[k++] = t->tokens[(size_t)(a + i) * m->Np + j];
             vit_mim_forward(m, &t->pt, t->tgt, NULL, M, &loss, &correct);
         } else {
-            vit_pixel_targets(m, t->pixt, t->x + a * per, mask, B, 1);
+            vit_pixel_targets(m, t->pixt, t->x + a * per, mask, B, c->pretrain.pixel_norm_per_patch);
             vit_mim_forward(m, &t->pt, NULL, t->pixt, M, &loss, NULL);
         }
         vit_mim_backward(m, &t->pt, (float)(1.0 / global_masked));
