@@ -76,6 +76,14 @@ int main(int argc, char **argv) {
     write_ds(f, "logits", H5T_IEEE_F32LE, 2, dl, m.a.head_out, H5T_NATIVE_FLOAT);
     H5Fclose(f);
     printf("wrote %s and %s (%d masked rows)\n", ck, out, M);
+    free(out);
+    free(ck);
+    free(yaml);
+    free(tgt);
+    free(mask);
+    free(x);
+    vit_free(&m);
+    params_free(&pt);
     MPI_Finalize();
     return 0;
 }
