@@ -394,9 +394,13 @@ static void load_block(beit_store *s, beit_store_split *sp, int64_t b) {
     read_samples(s, sp, sp->images, "images", H5T_NATIVE_UINT8, 4, off, cnt, img);
     read_samples(s, sp, sp->labels, "labels", H5T_NATIVE_INT32, 1, off, cnt, lab);
     for (int64_t i = 0; i < n; i++)
-        if (lab[i] < 0 || lab[i] >= s->num_classes)
+        if (lab[i] < 0 || lab[i] >= s->num_classes) {
+            int bad = lab[i];
+            free(img); /* the job ends here: nothing is left allocated behind the message */
+            free(lab);
             beit_fatal_user(BEIT_EXIT_DATA, "%s: dataset /%s/labels: label %d at index %lld (expected 0..%d)", s->path,
-                            sp->name, lab[i], (long long)(start + i), s->num_classes - 1);
+                            sp->name, bad, (long long)(start + i), s->num_classes - 1);
+        }
     sp->block_img[b] = img;
     sp->block_lab[b] = lab;
     cache_add(s, sp, KIND_IMAGES, b);
@@ -415,12 +419,14 @@ static void load_mask_block(beit_store *s, beit_store_split *sp, int64_t b) {
     for (int64_t i = 0; i < n; i++)
         for (size_t p = 0; p < mb; p++) {
             int v = m[(size_t)i * mb + p];
-            if (v >= s->num_classes)
+            if (v >= s->num_classes) {
+                free(m); /* the job ends here: nothing is left allocated behind the message */
                 beit_fatal_user(BEIT_EXIT_DATA,
                                 "%s: /%s/masks sample %lld has pixel label %d outside [0, %d) at row %d, column %d "
                                 "(expected a class index of class_names)",
                                 s->path, sp->name, (long long)(start + i), v, s->num_classes, (int)(p / s->width),
                                 (int)(p % s->width));
+            }
         }
     sp->block_mask[b] = m;
     cache_add(s, sp, KIND_MASKS, b);
