@@ -78,9 +78,38 @@ static outcome run_child(const job *j) {
     return o;
 }
 
-/* The job must exit with BEIT_EXIT_USAGE and stderr must contain every needle (NULL-ended). */
+/* The same job through the entry points that return errors (config_parse_buffer on the file's
+ * bytes, config_try_set): -1 at the same step, with the message the exit printed. Jobs that
+ * get as far as config_validate/config_require are not for them (1 = nothing to compare). */
+static int buffer_agrees(const job *j, const outcome *o) {
+    if (j->validate || j->require) return 1;
+    beit_config c;
+    char err[4096] = "", path[4096];
+    int rc = 0;
+    if (j->file) {
+        snprintf(path, sizeof path, "%s%s", CFG_DIR, j->file);
+        FILE *f = fopen(path, "rb");
+        if (!f) return 1; /* an unreadable file: config_load only */
+        static char text[1 << 16];
+        size_t n = fread(text, 1, sizeof text, f);
+        fclose(f);
+        rc = config_parse_buffer(&c, text, n, path, 0, err, sizeof err);
+    } else {
+        config_defaults(&c);
+    }
+    for (int i = 0; i < 8 && j->sets[i] && rc == 0; i++) rc = config_try_set(&c, j->sets[i], err, sizeof err);
+    if (rc == 0 || !err[0] || !strstr(o->err, err)) {
+        t_diag("buffer entry point: rc %d, message: %s", rc, err);
+        return 0;
+    }
+    return 1;
+}
+
+/* The job must exit with BEIT_EXIT_USAGE and stderr must contain every needle (NULL-ended);
+ * the entry points that return errors must return the same message. */
 static void expect_fail(const char *name, const job *j, ...) {
     outcome o = run_child(j);
+    t_ok(buffer_agrees(j, &o), "%s: the buffer entry points return the same error", name);
     int ok = o.exited && o.code == BEIT_EXIT_USAGE;
     va_list ap;
     va_start(ap, j);
