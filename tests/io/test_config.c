@@ -303,6 +303,20 @@ static void test_file_errors(void) {
 
 static void test_set(void) {
     beit_config c;
+    /* a string that the resolved YAML could not carry back (found by tools/fuzz/fuzz_config) */
+    expect_fail("--set string not UTF-8", &(job){.sets = {"data.path=a\xff.h5"}},
+                "--set 'data.path=a\xff.h5': data.path: expected UTF-8 text, got a byte that is not UTF-8 at byte 2",
+                NULL);
+    /* C1 controls and the line separator are kept, written as \u escapes */
+    config_defaults(&c);
+    config_set(&c, "data.path=a\xc2\x85" "b\xe2\x80\xa8" "c\xc3\xa9");
+    char *y = config_to_yaml(&c);
+    beit_config d;
+    char err[4096];
+    t_ok(strstr(y, "\"a\\u0085b\\u2028c\xc3\xa9\"") && config_parse_buffer(&d, y, strlen(y), "resolved", 1, err, sizeof err) == 0 &&
+             !strcmp(d.data.path, c.data.path),
+         "a string with NEL, U+2028 and an accent survives the resolved YAML");
+    free(y);
     config_defaults(&c);
     config_set(&c, "optim.lr=1e-3");
     config_set(&c, " model.depth = 6 ");
