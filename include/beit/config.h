@@ -171,6 +171,12 @@ void config_load_string(beit_config *c, const char *text, const char *name);
 /* (config_load_string skips keys that earlier versions wrote and later retired, e.g.
  * finetune.probe_block, so old checkpoints load; a job file naming one is an error that names
  * the replacement.) */
+/* The same from n bytes in memory (need not be NUL-terminated), returning the error instead of
+ * exiting: 0, or -1 with the message config_load would print ("name:line:col: ...") in err.
+ * stored: 1 reads as config_load_string (retired keys skipped), 0 as a job file. Everything
+ * the parse allocated is freed either way; after -1, c holds defaults and part of the text. */
+int config_parse_buffer(beit_config *c, const char *text, size_t n, const char *name, int stored, char *err,
+                        size_t errlen);
 
 /* Apply one override "key=value" (from `--set key=value`), with the same type and range
  * checks as the file. The value is taken literally (no YAML quoting): strings are the text
@@ -178,6 +184,9 @@ void config_load_string(beit_config *c, const char *text, const char *name);
  * scalar key takes a scalar: "data=synthetic". Errors name "--set 'key=value'" as the
  * source and exit with BEIT_EXIT_USAGE. */
 void config_set(beit_config *c, const char *assignment);
+/* The same, returning the error instead of exiting: 0, or -1 with config_set's message in err
+ * (c unchanged for a scalar key; perhaps partly changed for an int list). */
+int config_try_set(beit_config *c, const char *assignment, char *err, size_t errlen);
 /* 1 when the dotted key was set by the job text (file or stored config) or a config_set, 0
  * when it holds its default. Lets a command tell "left out" from "set to the default". */
 int config_key_given(const beit_config *c, const char *key);

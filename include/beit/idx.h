@@ -23,6 +23,8 @@ typedef struct {
  * end of the gzip stream). Returns 0, or -1 with "<what is wrong> (expected ...)" in err; the
  * caller prefixes the path. */
 int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t errlen);
+/* The same from n bytes of a gzip file in memory (the fuzz target). */
+int idx_read_gz_buffer(const void *buf, size_t n, int images, idx_array *out, char *err, size_t errlen);
 void idx_free(idx_array *a);
 
 #endif

@@ -27,6 +27,9 @@ int image_probe(const char *path, int *h, int *w, int *gray, char *err, size_t e
  * so). A JPEG that ends early (libjpeg's "premature end" warning) counts as undecodable;
  * other libjpeg warnings are tolerated. EXIF orientation is ignored. */
 int image_load(const char *path, int channels, beit_image *out, char *err, size_t errlen);
+/* The same from n bytes in memory (the fuzz targets; an image held by the caller). */
+int image_probe_buffer(const void *buf, size_t n, int *h, int *w, int *gray, char *err, size_t errlen);
+int image_load_buffer(const void *buf, size_t n, int channels, beit_image *out, char *err, size_t errlen);
 void image_free(beit_image *im);
 
 /* Resample the box [x0, x1) x [y0, y1) of src (source pixel coordinates, pixel i covers

@@ -16,6 +16,7 @@
 #include "beit/config.h"
 #include "beit/error.h"
 
+#include <setjmp.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -103,12 +104,29 @@ void cfg_store_list(beit_config *c, const key_spec *k, const int *v, int n);
 int cfg_set_scalar(beit_config *c, const key_spec *k, const char *text, size_t len, int plain,
                    int literal, char *err);
 
+/* ---- errors returned instead of exiting (config_set.c) ------------------------------------- */
+
+/* When a caller wants a user error back (config_parse_buffer, config_try_set), it arms a trap:
+ * the error's message goes to err, release(ctx) frees what the parse holds (its events and
+ * strings, whose frames are still live), and control longjmps to jb. A NULL trap: the error
+ * exits with BEIT_EXIT_USAGE (beit_fatal_user), as the commands expect. */
+typedef struct {
+    jmp_buf jb;
+    char *err;
+    size_t errlen;
+    void (*release)(void *ctx); /* may be NULL */
+    void *ctx;
+} cfg_trap;
+
+/* The trapped end of a user error: message to t->err, release, longjmp. */
+BEIT_NORETURN void cfg_trap_fail(cfg_trap *t, const char *msg);
+
 /* ---- key names the user got wrong (config_set.c) ------------------------------------------- */
 
-/* beit_fatal_user(BEIT_EXIT_USAGE, "<where>: <message>") */
-BEIT_NORETURN void cfg_fail_where(const char *where, const char *fmt, ...) BEIT_PRINTF(2, 3);
+/* beit_fatal_user(BEIT_EXIT_USAGE, "<where>: <message>"), or the same message to the trap t */
+BEIT_NORETURN void cfg_fail_where(cfg_trap *t, const char *where, const char *fmt, ...) BEIT_PRINTF(3, 4);
 /* "unknown key 'x'" with a "did you mean" suggestion or the keys of its section. */
-BEIT_NORETURN void cfg_unknown_key(const char *where, const char *name);
+BEIT_NORETURN void cfg_unknown_key(cfg_trap *t, const char *where, const char *name);
 /* "lr, min_lr, ...": the keys of section sec, without the section prefix */
 void cfg_section_keys(sbuf *b, const char *sec);
 

@@ -24,40 +24,101 @@ typedef struct {
     yaml_mark_t mark;
 } seen_key;
 
+#define LIVE_MAX 16 /* events and strings held at once: the nesting is at most two sections deep */
+
 typedef struct {
     yaml_parser_t parser;
+    int parser_live; /* parser initialised and not yet deleted */
     const char *file;
     beit_config *c;
     seen_key *seen;
     int nseen, cap;
     int stored; /* a config stored by beit itself (checkpoint, token store): retired keys are skipped */
+    cfg_trap *trap; /* NULL: errors exit (config_load); else they longjmp (config_parse_buffer) */
+    /* what the frames below hold, so that a trapped error frees it before it jumps */
+    yaml_event_t *live[LIVE_MAX];
+    int nlive;
+    char *owned[LIVE_MAX];
+    int nowned;
 } loader;
 
-static BEIT_NORETURN void fail_mark(const loader *L, yaml_mark_t m, const char *fmt, ...) BEIT_PRINTF(3, 4);
-static BEIT_NORETURN void fail_mark(const loader *L, yaml_mark_t m, const char *fmt, ...) {
+/* Free everything the loader holds (a trapped error, or the end of a load). */
+static void loader_release(void *ctx) {
+    loader *L = ctx;
+    for (int i = 0; i < L->nlive; i++) yaml_event_delete(L->live[i]);
+    L->nlive = 0;
+    for (int i = 0; i < L->nowned; i++) free(L->owned[i]);
+    L->nowned = 0;
+    if (L->parser_live) yaml_parser_delete(&L->parser);
+    L->parser_live = 0;
+    for (int i = 0; i < L->nseen; i++) free(L->seen[i].path);
+    free(L->seen);
+    L->seen = NULL;
+    L->nseen = L->cap = 0;
+}
+
+/* s (heap, may be NULL) is freed by the loader if an error is trapped before disown_free */
+static char *own(loader *L, char *s) {
+    if (L->nowned == LIVE_MAX) beit_fatal(BEIT_EXIT_FAILURE, "config loader: too many strings held");
+    L->owned[L->nowned++] = s;
+    return s;
+}
+
+static void disown_free(loader *L, char *s) {
+    for (int i = L->nowned - 1; i >= 0; i--)
+        if (L->owned[i] == s) {
+            L->owned[i] = L->owned[--L->nowned];
+            break;
+        }
+    free(s);
+}
+
+static BEIT_NORETURN void fail_mark(loader *L, yaml_mark_t m, const char *fmt, ...) BEIT_PRINTF(3, 4);
+static BEIT_NORETURN void fail_mark(loader *L, yaml_mark_t m, const char *fmt, ...) {
     char msg[3072];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    beit_fatal_user(BEIT_EXIT_USAGE, "%s:%zu:%zu: %s", L->file, m.line + 1, m.column + 1, msg);
+    if (!L->trap) beit_fatal_user(BEIT_EXIT_USAGE, "%s:%zu:%zu: %s", L->file, m.line + 1, m.column + 1, msg);
+    char full[4096];
+    snprintf(full, sizeof full, "%s:%zu:%zu: %s", L->file, m.line + 1, m.column + 1, msg);
+    cfg_trap_fail(L->trap, full);
 }
 
-static BEIT_NORETURN void yaml_error(const loader *L) {
+static BEIT_NORETURN void yaml_error(loader *L) {
     const yaml_parser_t *p = &L->parser;
     const char *problem = p->problem ? p->problem : "unknown problem";
     if (p->error == YAML_MEMORY_ERROR) beit_fatal(BEIT_EXIT_FAILURE, "libyaml: out of memory");
-    if (p->error == YAML_READER_ERROR)
-        beit_fatal_user(BEIT_EXIT_USAGE, "%s: invalid YAML: %s (at byte %zu; job files are UTF-8 text)",
-                        L->file, problem, p->problem_offset);
+    if (p->error == YAML_READER_ERROR) {
+        if (!L->trap)
+            beit_fatal_user(BEIT_EXIT_USAGE, "%s: invalid YAML: %s (at byte %zu; job files are UTF-8 text)",
+                            L->file, problem, p->problem_offset);
+        char full[4096];
+        snprintf(full, sizeof full, "%s: invalid YAML: %s (at byte %zu; job files are UTF-8 text)", L->file,
+                 problem, p->problem_offset);
+        cfg_trap_fail(L->trap, full);
+    }
     if (p->context)
         fail_mark(L, p->problem_mark, "invalid YAML: %s (%s at line %zu, column %zu)", problem,
                   p->context, p->context_mark.line + 1, p->context_mark.column + 1);
     fail_mark(L, p->problem_mark, "invalid YAML: %s", problem);
 }
 
+/* The next event; it is held (freed by a trapped error) until drop_event. */
 static void next_event(loader *L, yaml_event_t *ev) {
     if (!yaml_parser_parse(&L->parser, ev)) yaml_error(L);
+    if (L->nlive == LIVE_MAX) beit_fatal(BEIT_EXIT_FAILURE, "config loader: too many events held");
+    L->live[L->nlive++] = ev;
+}
+
+static void drop_event(loader *L, yaml_event_t *ev) {
+    for (int i = L->nlive - 1; i >= 0; i--)
+        if (L->live[i] == ev) {
+            L->live[i] = L->live[--L->nlive];
+            break;
+        }
+    yaml_event_delete(ev);
 }
 
 static const char *event_what(const yaml_event_t *ev) {
@@ -72,7 +133,7 @@ static const char *event_what(const yaml_event_t *ev) {
 
 /* Anchors, aliases and explicit tags are refused: job files are plain data, and a value
  * that means the same as another should be written twice. */
-static void check_node(const loader *L, const yaml_event_t *ev, const char *name) {
+static void check_node(loader *L, const yaml_event_t *ev, const char *name) {
     const yaml_char_t *anchor = NULL, *tag = NULL;
     switch (ev->type) {
     case YAML_ALIAS_EVENT:
@@ -125,7 +186,7 @@ static void load_list(loader *L, const key_spec *k, const yaml_event_t *start) {
         yaml_event_t ev;
         next_event(L, &ev);
         if (ev.type == YAML_SEQUENCE_END_EVENT) {
-            yaml_event_delete(&ev);
+            drop_event(L, &ev);
             break;
         }
         char name[96];
@@ -139,7 +200,7 @@ static void load_list(loader *L, const key_spec *k, const yaml_event_t *start) {
                             ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE, &v[n], err))
             fail_mark(L, ev.start_mark, "%s", err);
         n++;
-        yaml_event_delete(&ev);
+        drop_event(L, &ev);
     }
     if (cfg_check_list_count(k, n, err)) fail_mark(L, start->start_mark, "%s", err);
     cfg_store_list(L->c, k, v, n);
@@ -162,23 +223,23 @@ static void load_value(loader *L, const char *path, yaml_mark_t km) {
     const key_spec *k = cfg_find_key(path);
     int section = !k && cfg_is_section(path);
     if (!k && !section) {
-        char *where = xasprintf("%s:%zu:%zu", L->file, km.line + 1, km.column + 1);
+        char *where = own(L, xasprintf("%s:%zu:%zu", L->file, km.line + 1, km.column + 1));
         for (int i = 0; i < cfg_nretired; i++) {
             if (strcmp(path, cfg_retired[i].name) != 0) continue;
-            if (!L->stored) cfg_fail_where(where, "key '%s' was replaced by %s", path, cfg_retired[i].replacement);
+            if (!L->stored) cfg_fail_where(L->trap, where, "key '%s' was replaced by %s", path, cfg_retired[i].replacement);
             yaml_event_t ev; /* skip its value (a scalar or a flat sequence) */
             next_event(L, &ev);
             int depth = ev.type == YAML_SEQUENCE_START_EVENT;
-            yaml_event_delete(&ev);
+            drop_event(L, &ev);
             while (depth > 0) {
                 next_event(L, &ev);
                 depth -= ev.type == YAML_SEQUENCE_END_EVENT;
-                yaml_event_delete(&ev);
+                drop_event(L, &ev);
             }
-            free(where);
+            disown_free(L, where);
             return;
         }
-        cfg_unknown_key(where, path);
+        cfg_unknown_key(L->trap, where, path);
     }
     mark_seen(L, path, km, "");
     yaml_event_t ev;
@@ -194,6 +255,8 @@ static void load_value(loader *L, const char *path, yaml_mark_t km) {
                 cfg_fmt_choices(&b, k->choices);
                 cfg_sb_add(&b, ")");
             }
+            cfg_sb_str(&b); /* allocated now, so that own() holds it */
+            own(L, b.s);
             fail_mark(L, ev.start_mark, "%s: expected %s%s, got %s", path, type_expect(k), cfg_sb_str(&b),
                       event_what(&ev));
         }
@@ -202,13 +265,15 @@ static void load_value(loader *L, const char *path, yaml_mark_t km) {
     } else {
         const char *sk = cfg_section_scalar_key(path);
         if (ev.type == YAML_SCALAR_EVENT && sk) {
-            char *how = xasprintf(" (given as '%s: %s')", path, (const char *)ev.data.scalar.value);
+            char *how = own(L, xasprintf(" (given as '%s: %s')", path, (const char *)ev.data.scalar.value));
             mark_seen(L, sk, km, how);
-            free(how);
+            disown_free(L, how);
             set_from_scalar_event(L, cfg_find_key(sk), &ev);
         } else {
             sbuf b = {0};
             cfg_section_keys(&b, path);
+            cfg_sb_str(&b); /* allocated now, so that own() holds it */
+            own(L, b.s);
             if (ev.type == YAML_SCALAR_EVENT && !ev.data.scalar.length)
                 fail_mark(L, ev.start_mark, "%s: expected a mapping (a section with keys %s), got an "
                           "empty value", path, cfg_sb_str(&b));
@@ -219,7 +284,7 @@ static void load_value(loader *L, const char *path, yaml_mark_t km) {
                       cfg_sb_str(&b), event_what(&ev));
         }
     }
-    yaml_event_delete(&ev);
+    drop_event(L, &ev);
 }
 
 /* After a MAPPING-START: keys of the section `prefix` (NULL at the top level). */
@@ -228,7 +293,7 @@ static void load_mapping(loader *L, const char *prefix) {
         yaml_event_t kev;
         next_event(L, &kev);
         if (kev.type == YAML_MAPPING_END_EVENT) {
-            yaml_event_delete(&kev);
+            drop_event(L, &kev);
             return;
         }
         const char *ctx = prefix ? prefix : "top level";
@@ -238,11 +303,11 @@ static void load_mapping(loader *L, const char *prefix) {
         const char *key = (const char *)kev.data.scalar.value;
         if (!*key || strlen(key) != kev.data.scalar.length)
             fail_mark(L, kev.start_mark, "%s: expected a key name, got an empty key", ctx);
-        char *path = prefix ? xasprintf("%s.%s", prefix, key) : xstrdup(key);
+        char *path = own(L, prefix ? xasprintf("%s.%s", prefix, key) : xstrdup(key));
         yaml_mark_t km = kev.start_mark;
-        yaml_event_delete(&kev);
+        drop_event(L, &kev);
         load_value(L, path, km);
-        free(path);
+        disown_free(L, path);
     }
 }
 
@@ -265,47 +330,71 @@ static unsigned char *read_file(const char *path, size_t *n) {
     return buf;
 }
 
-static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len, int stored);
+static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len, int stored,
+                      cfg_trap *trap);
 
 void config_load(beit_config *c, const char *path) {
     size_t len = 0;
     unsigned char *text = read_file(path, &len);
-    load_text(c, path, text, len, 0);
+    load_text(c, path, text, len, 0, NULL);
     free(text);
 }
 
 void config_load_string(beit_config *c, const char *text, const char *name) {
-    load_text(c, name, (const unsigned char *)text, strlen(text), 1);
+    load_text(c, name, (const unsigned char *)text, strlen(text), 1, NULL);
 }
 
-static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len, int stored) {
+/* A user error longjmps back here (setjmp in this frame, which touches no local after it),
+ * after the loader has freed what it held: events, strings, the parser. */
+int config_parse_buffer(beit_config *c, const char *text, size_t n, const char *name, int stored, char *err,
+                        size_t errlen) {
+    cfg_trap t;
+    t.err = err;
+    t.errlen = errlen;
+    t.release = NULL;
+    t.ctx = NULL;
+    if (setjmp(t.jb)) return -1;
+    load_text(c, name, (const unsigned char *)text, n, stored, &t);
+    return 0;
+}
+
+static void load_text(beit_config *c, const char *path, const unsigned char *text, size_t len, int stored,
+                      cfg_trap *trap) {
     config_defaults(c);
     loader L;
     memset(&L, 0, sizeof L);
     L.file = path;
     L.c = c;
     L.stored = stored;
+    L.trap = trap;
+    if (trap) {
+        trap->release = loader_release;
+        trap->ctx = &L;
+    }
     yaml_event_t ev;
 
     /* Pass 1: syntax only, so a malformed file is reported as such even when a value before
      * the syntax error is also wrong (libyaml streams events up to the error). */
     if (!yaml_parser_initialize(&L.parser)) beit_fatal(BEIT_EXIT_FAILURE, "libyaml: cannot initialise a parser");
+    L.parser_live = 1;
     yaml_parser_set_input_string(&L.parser, text, len);
     for (int done = 0; !done;) {
         next_event(&L, &ev);
         done = ev.type == YAML_STREAM_END_EVENT;
-        yaml_event_delete(&ev);
+        drop_event(&L, &ev);
     }
     yaml_parser_delete(&L.parser);
+    L.parser_live = 0;
 
     /* Pass 2: the keys and values */
     if (!yaml_parser_initialize(&L.parser)) beit_fatal(BEIT_EXIT_FAILURE, "libyaml: cannot initialise a parser");
+    L.parser_live = 1;
     yaml_parser_set_input_string(&L.parser, text, len);
     next_event(&L, &ev); /* STREAM-START */
-    yaml_event_delete(&ev);
+    drop_event(&L, &ev);
     next_event(&L, &ev);
     if (ev.type == YAML_DOCUMENT_START_EVENT) { /* else STREAM-END: an empty file */
-        yaml_event_delete(&ev);
+        drop_event(&L, &ev);
         next_event(&L, &ev);
         check_node(&L, &ev, "top level");
         if (ev.type == YAML_MAPPING_START_EVENT) {
@@ -315,15 +404,14 @@ static void load_text(beit_config *c, const char *path, const unsigned char *tex
             fail_mark(&L, ev.start_mark, "expected a mapping of keys at the top level (like 'task: "
                       "pretrain'), got %s", event_what(&ev));
         }
-        yaml_event_delete(&ev);
+        drop_event(&L, &ev);
         next_event(&L, &ev); /* DOCUMENT-END */
-        yaml_event_delete(&ev);
+        drop_event(&L, &ev);
         next_event(&L, &ev);
         if (ev.type == YAML_DOCUMENT_START_EVENT)
             fail_mark(&L, ev.start_mark, "a job file holds one YAML document; a second one starts here");
     }
-    yaml_event_delete(&ev);
-    yaml_parser_delete(&L.parser);
-    for (int i = 0; i < L.nseen; i++) free(L.seen[i].path);
-    free(L.seen);
+    drop_event(&L, &ev);
+    if (trap) trap->release = NULL; /* L goes out of scope */
+    loader_release(&L);
 }

@@ -14,10 +14,22 @@
 
 /* ---- key names the schema does not know ---------------------------------------------------- */
 
-BEIT_NORETURN void cfg_fail_where(const char *where, const char *fmt, ...) {
+BEIT_NORETURN void cfg_trap_fail(cfg_trap *t, const char *msg) {
+    if (t->err && t->errlen) snprintf(t->err, t->errlen, "%s", msg);
+    if (t->release) t->release(t->ctx);
+    longjmp(t->jb, 1);
+}
+
+BEIT_NORETURN void cfg_fail_where(cfg_trap *t, const char *where, const char *fmt, ...) {
+    char msg[3072];
     va_list ap;
     va_start(ap, fmt);
-    beit_vfatal_user_in(BEIT_EXIT_USAGE, where, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!t) beit_fatal_user(BEIT_EXIT_USAGE, "%s: %s", where, msg);
+    char full[4096];
+    snprintf(full, sizeof full, "%s: %s", where, msg);
+    cfg_trap_fail(t, full);
 }
 
 /* Optimal string alignment distance (Levenshtein plus adjacent transpositions). */
@@ -61,7 +73,8 @@ static int all_names(const char *names[], char secs[][32]) {
     return n;
 }
 
-BEIT_NORETURN void cfg_unknown_key(const char *where, const char *name) {
+BEIT_NORETURN void cfg_unknown_key(cfg_trap *t, const char *where, const char *name) {
+    char list[2048]; /* the suggestions or a section's keys, copied so that the sbuf is freed */
     const char *names[2 * BEIT_CONFIG_MAX_KEYS], *sugg[3];
     char secs[BEIT_CONFIG_MAX_KEYS][32];
     int nn = all_names(names, secs), ns = 0, best = 1 << 20;
@@ -94,7 +107,9 @@ BEIT_NORETURN void cfg_unknown_key(const char *where, const char *name) {
         sbuf b = {0};
         for (int i = 0; i < ns; i++)
             cfg_sb_add(&b, "%s'%s'", i == 0 ? "" : i == ns - 1 ? " or " : ", ", sugg[i]);
-        cfg_fail_where(where, "unknown key '%s' (did you mean %s?)", name, cfg_sb_str(&b));
+        snprintf(list, sizeof list, "%s", cfg_sb_str(&b));
+        free(b.s);
+        cfg_fail_where(t, where, "unknown key '%s' (did you mean %s?)", name, list);
     }
     /* in a known section: list its keys */
     size_t sl = cfg_section_len(name);
@@ -107,10 +122,12 @@ BEIT_NORETURN void cfg_unknown_key(const char *where, const char *name) {
             for (int i = 0; i < cfg_nkeys; i++)
                 if (cfg_section_len(cfg_keys[i].name) == sl && !strncmp(cfg_keys[i].name, sec, sl))
                     cfg_sb_add(&b, "%s%s", b.n ? ", " : "", cfg_keys[i].name + sl + 1);
-            cfg_fail_where(where, "unknown key '%s' (the keys of '%s' are: %s)", name, sec, cfg_sb_str(&b));
+            snprintf(list, sizeof list, "%s", cfg_sb_str(&b));
+            free(b.s);
+            cfg_fail_where(t, where, "unknown key '%s' (the keys of '%s' are: %s)", name, sec, list);
         }
     }
-    cfg_fail_where(where, "unknown key '%s' (`beit config --help` lists every key)", name);
+    cfg_fail_where(t, where, "unknown key '%s' (`beit config --help` lists every key)", name);
 }
 
 /* "the keys of optim: lr, min_lr, ..." for messages about a section */
@@ -123,17 +140,33 @@ void cfg_section_keys(sbuf *b, const char *sec) {
 
 /* ---- --set --------------------------------------------------------------------------------- */
 
-void config_set(beit_config *c, const char *assignment) {
-    char *where = xasprintf("--set '%s'", assignment);
+/* What one --set holds on the heap, for the trap's release. */
+typedef struct {
+    char *where, *key, *val, *list;
+} set_job;
+
+static void set_release(void *ctx) {
+    set_job *j = ctx;
+    free(j->where);
+    free(j->key);
+    free(j->val);
+    free(j->list);
+    memset(j, 0, sizeof *j);
+}
+
+/* config_set and config_try_set; t NULL: errors exit. */
+static void set_one(beit_config *c, const char *assignment, cfg_trap *t, set_job *j) {
+    j->where = xasprintf("--set '%s'", assignment);
+    const char *where = j->where;
     const char *eq = strchr(assignment, '=');
-    if (!eq) cfg_fail_where(where, "expected key=value, e.g. --set optim.lr=1e-3");
+    if (!eq) cfg_fail_where(t, where, "expected key=value, e.g. --set optim.lr=1e-3");
     const char *a = assignment, *b = eq;
     while (a < b && isspace((unsigned char)*a)) a++;
     while (b > a && isspace((unsigned char)b[-1])) b--;
-    char *key = xmalloc((size_t)(b - a) + 1);
+    char *key = j->key = xmalloc((size_t)(b - a) + 1);
     memcpy(key, a, (size_t)(b - a));
     key[b - a] = 0;
-    if (!*key) cfg_fail_where(where, "expected key=value, got an empty key");
+    if (!*key) cfg_fail_where(t, where, "expected key=value, got an empty key");
 
     const key_spec *k = cfg_find_key(key);
     if (!k) {
@@ -142,12 +175,13 @@ void config_set(beit_config *c, const char *assignment) {
         else if (cfg_is_section(key)) {
             sbuf s = {0};
             cfg_section_keys(&s, key);
-            cfg_fail_where(where, "'%s' is a section; set one of its keys (%s) as %s.<key>=value", key,
+            j->list = (char *)cfg_sb_str(&s); /* freed by set_release */
+            cfg_fail_where(t, where, "'%s' is a section; set one of its keys (%s) as %s.<key>=value", key,
                        cfg_sb_str(&s), key);
-        } else cfg_unknown_key(where, key);
+        } else cfg_unknown_key(t, where, key);
     }
     /* strings are literal; other values are trimmed */
-    char *val = xstrdup(eq + 1);
+    char *val = j->val = xstrdup(eq + 1);
     if (k->type != T_STR) {
         char *p = val;
         while (isspace((unsigned char)*p)) p++;
@@ -156,9 +190,25 @@ void config_set(beit_config *c, const char *assignment) {
         while (n && isspace((unsigned char)val[n - 1])) val[--n] = 0;
     }
     char err[ERRN];
-    if (cfg_set_scalar(c, k, val, strlen(val), 1, 1, err)) cfg_fail_where(where, "%s", err);
+    if (cfg_set_scalar(c, k, val, strlen(val), 1, 1, err)) cfg_fail_where(t, where, "%s", err);
     cfg_mark_given(c, k);
-    free(val);
-    free(key);
-    free(where);
+}
+
+void config_set(beit_config *c, const char *assignment) {
+    set_job j = {0};
+    set_one(c, assignment, NULL, &j);
+    set_release(&j);
+}
+
+int config_try_set(beit_config *c, const char *assignment, char *err, size_t errlen) {
+    set_job j = {0};
+    cfg_trap t;
+    t.err = err;
+    t.errlen = errlen;
+    t.release = set_release;
+    t.ctx = &j;
+    if (setjmp(t.jb)) return -1;
+    set_one(c, assignment, &t, &j);
+    set_release(&j);
+    return 0;
 }

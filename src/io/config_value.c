@@ -78,10 +78,46 @@ void cfg_fmt_choices(sbuf *b, const char *const *choices) {
 
 /* YAML double-quoted string: always quoted, so "", "true", "123" stay strings. Bytes >= 0x80
  * pass through (UTF-8); control characters are escaped. */
+/* The code point at p (n > 0 bytes left) in *cp; returns its length, or 0 where the bytes are
+ * not UTF-8 (a bad lead or continuation byte, cut short, overlong, a surrogate, > U+10FFFF). */
+static size_t utf8_next(const unsigned char *p, size_t n, unsigned *cp) {
+    unsigned c = p[0], min;
+    size_t len;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if ((c & 0xe0) == 0xc0) len = 2, c &= 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0) len = 3, c &= 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0) len = 4, c &= 0x07, min = 0x10000;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+    *cp = c;
+    return len;
+}
+
+/* Code points YAML does not keep as they are inside a double-quoted scalar: C1 controls (NEL
+ * among them, a line break), the line and paragraph separators (folded into a space), and the
+ * non-characters U+FFFE/U+FFFF (refused by the reader). They are written as \u escapes. */
+static int yaml_needs_escape(unsigned cp) {
+    return (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 || cp == 0xfffe || cp == 0xffff;
+}
+
 void cfg_fmt_yaml_string(sbuf *b, const char *s) {
     cfg_sb_add(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"') cfg_sb_add(b, "\\\"");
+        unsigned cp;
+        size_t len = *p >= 0x80 ? utf8_next(p, strlen((const char *)p), &cp) : 0;
+        if (len > 1) {
+            if (yaml_needs_escape(cp)) cfg_sb_add(b, "\\u%04x", cp);
+            else cfg_sb_add(b, "%.*s", (int)len, (const char *)p);
+            p += len - 1;
+        } else if (*p == '"') cfg_sb_add(b, "\\\"");
         else if (*p == '\\') cfg_sb_add(b, "\\\\");
         else if (*p == '\n') cfg_sb_add(b, "\\n");
         else if (*p == '\t') cfg_sb_add(b, "\\t");
@@ -327,6 +363,16 @@ int cfg_set_scalar(beit_config *c, const key_spec *k, const char *text, size_t l
             snprintf(err, ERRN, "%s: expected a string of at most %zu bytes, got %zu bytes", name,
                      k->size - 1, len);
             return -1;
+        }
+        /* the resolved YAML (stored in checkpoints) must read back: UTF-8 text, no NUL */
+        for (size_t i = 0, step; i < len; i += step) {
+            unsigned cp = 1;
+            step = utf8_next((const unsigned char *)text + i, len - i, &cp);
+            if (!step || !cp) {
+                snprintf(err, ERRN, "%s: expected UTF-8 text, got %s at byte %zu", name,
+                         step ? "a NUL character" : "a byte that is not UTF-8", i + 1);
+                return -1;
+            }
         }
         memset(p, 0, k->size); /* no stale bytes after the NUL: configs compare with memcmp */
         memcpy(p, text, len + 1);

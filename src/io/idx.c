@@ -2,6 +2,7 @@
  * a truncated or corrupted .gz must never turn into a silently short or garbled dataset.
  *   images: u32be magic 0x00000803, u32be count, u32be rows, u32be cols, count*rows*cols bytes
  *   labels: u32be magic 0x00000801, u32be count, count bytes */
+#define _GNU_SOURCE /* memfd_create */
 #include "beit/error.h"
 #include "beit/idx.h"
 
@@ -9,6 +10,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <zlib.h>
 
 
@@ -44,15 +47,13 @@ static uint32_t be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t errlen) {
-    memset(out, 0, sizeof *out);
+/* The file behind the open stream f (closed here); `path` is the name zlib gave it (gzopen's
+ * path, gzdopen's "<fd:N>"), stripped from zlib's messages. */
+static int read_gzfile(gzFile f, const char *path, int images, idx_array *out, char *err, size_t errlen) {
     const char *what = images ? "IDX image file" : "IDX label file";
     uint32_t want_magic = images ? IDX_MAGIC_IMAGES : IDX_MAGIC_LABELS;
     size_t hdr_len = images ? 16 : 8;
     char why[256];
-
-    gzFile f = gzopen(path, "rb");
-    if (!f) return beit_errf(err, errlen, "cannot open: %s (expected a gzip-compressed %s)", strerror(errno), what);
     gzbuffer(f, 1 << 18);
 
     uint8_t hdr[16];
@@ -143,6 +144,46 @@ int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t 
     out->cols = (int)cols;
     out->data = data;
     return 0;
+}
+
+int idx_read_gz(const char *path, int images, idx_array *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return beit_errf(err, errlen, "cannot open: %s (expected a gzip-compressed %s)", strerror(errno),
+                         images ? "IDX image file" : "IDX label file");
+    return read_gzfile(f, path, images, out, err, errlen);
+}
+
+/* The bytes go into an anonymous in-memory file, so that the reader is the same gzread code as
+ * for a file on disk (zlib reads gzip only through a descriptor or a path). */
+int idx_read_gz_buffer(const void *buf, size_t n, int images, idx_array *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    int fd = memfd_create("beit-idx", MFD_CLOEXEC);
+    if (fd < 0) return beit_errf(err, errlen, "memfd_create: %s", strerror(errno));
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, (const uint8_t *)buf + done, n - done);
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            return beit_errf(err, errlen, "memfd write: %s", strerror(e));
+        }
+        done += (size_t)w;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        int e = errno;
+        close(fd);
+        return beit_errf(err, errlen, "memfd seek: %s", strerror(e));
+    }
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return beit_errf(err, errlen, "gzdopen failed");
+    }
+    char name[32];
+    snprintf(name, sizeof name, "<fd:%d>", fd); /* zlib's name for it */
+    return read_gzfile(f, name, images, out, err, errlen);
 }
 
 void idx_free(idx_array *a) {

@@ -18,12 +18,25 @@
 
 enum { FMT_UNKNOWN, FMT_PNG, FMT_JPEG };
 
-static int sniff(const char *path, int *fmt, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return beit_errf(err, errlen, "cannot open: %s", strerror(errno));
+/* Where the bytes come from: a file (path), or memory (buf, n) when path is NULL. */
+typedef struct {
+    const char *path;
+    const uint8_t *buf;
+    size_t n;
+} img_src;
+
+static int sniff(const img_src *src, int *fmt, char *err, size_t errlen) {
     uint8_t b[8] = {0};
-    size_t n = fread(b, 1, sizeof b, f);
-    fclose(f);
+    size_t n;
+    if (src->path) {
+        FILE *f = fopen(src->path, "rb");
+        if (!f) return beit_errf(err, errlen, "cannot open: %s", strerror(errno));
+        n = fread(b, 1, sizeof b, f);
+        fclose(f);
+    } else {
+        n = src->n < sizeof b ? src->n : sizeof b;
+        if (n) memcpy(b, src->buf, n);
+    }
     static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
     if (n == 8 && memcmp(b, png_sig, 8) == 0) *fmt = FMT_PNG;
     else if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) *fmt = FMT_JPEG;
@@ -33,11 +46,16 @@ static int sniff(const char *path, int *fmt, char *err, size_t errlen) {
 
 /* ---- PNG ---------------------------------------------------------------------------------- */
 
-static int png_probe(const char *path, int *h, int *w, int *gray, char *err, size_t errlen) {
+static int png_begin(png_image *im, const img_src *src) {
+    memset(im, 0, sizeof *im);
+    im->version = PNG_IMAGE_VERSION;
+    return src->path ? png_image_begin_read_from_file(im, src->path)
+                     : png_image_begin_read_from_memory(im, src->buf, src->n);
+}
+
+static int png_probe(const img_src *src, int *h, int *w, int *gray, char *err, size_t errlen) {
     png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return beit_errf(err, errlen, "bad PNG: %s", im.message);
+    if (!png_begin(&im, src)) return beit_errf(err, errlen, "bad PNG: %s", im.message);
     *h = (int)im.height;
     *w = (int)im.width;
     *gray = (im.format & PNG_FORMAT_FLAG_COLOR) == 0;
@@ -45,11 +63,9 @@ static int png_probe(const char *path, int *h, int *w, int *gray, char *err, siz
     return 0;
 }
 
-static int png_load(const char *path, int channels, beit_image *out, char *err, size_t errlen) {
+static int png_load(const img_src *src, int channels, beit_image *out, char *err, size_t errlen) {
     png_image im;
-    memset(&im, 0, sizeof im);
-    im.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_file(&im, path)) return beit_errf(err, errlen, "bad PNG: %s", im.message);
+    if (!png_begin(&im, src)) return beit_errf(err, errlen, "bad PNG: %s", im.message);
     if (im.width == 0 || im.height == 0 || im.width > 65536 || im.height > 65536) {
         png_image_free(&im);
         return beit_errf(err, errlen, "PNG size %ux%u (expected 1..65536 per side)", im.width, im.height);
@@ -100,7 +116,9 @@ static void jpeg_on_message(j_common_ptr ci, int level) {
 typedef struct {
     struct jpeg_decompress_struct ci;
     jerr_t jerr;
-    FILE *f;
+    FILE *f;              /* the file, or NULL for memory (buf, n) */
+    const uint8_t *buf;
+    size_t n;
     uint8_t *raw; /* decoded rows, out_color_components per pixel */
 } jpeg_job;
 
@@ -112,7 +130,8 @@ static int jpeg_run(jpeg_job *j, int header_only) {
     j->jerr.pub.emit_message = jpeg_on_message;
     if (setjmp(j->jerr.jb)) return -1;
     jpeg_create_decompress(&j->ci);
-    jpeg_stdio_src(&j->ci, j->f);
+    if (j->f) jpeg_stdio_src(&j->ci, j->f);
+    else jpeg_mem_src(&j->ci, j->buf, (unsigned long)j->n);
     jpeg_read_header(&j->ci, TRUE);
     if (header_only) return 0;
     J_COLOR_SPACE cs = j->ci.jpeg_color_space;
@@ -130,9 +149,12 @@ static int jpeg_run(jpeg_job *j, int header_only) {
     return 0;
 }
 
-static int jpeg_open(jpeg_job *j, const char *path, char *err, size_t errlen) {
+static int jpeg_open(jpeg_job *j, const img_src *src, char *err, size_t errlen) {
     memset(j, 0, sizeof *j);
-    j->f = fopen(path, "rb");
+    j->buf = src->buf;
+    j->n = src->n;
+    if (!src->path) return 0;
+    j->f = fopen(src->path, "rb");
     if (!j->f) return beit_errf(err, errlen, "cannot open: %s", strerror(errno));
     return 0;
 }
@@ -143,9 +165,9 @@ static void jpeg_close(jpeg_job *j) {
     free(j->raw);
 }
 
-static int jpeg_probe(const char *path, int *h, int *w, int *gray, char *err, size_t errlen) {
+static int jpeg_probe(const img_src *src, int *h, int *w, int *gray, char *err, size_t errlen) {
     jpeg_job *j = xmalloc(sizeof *j);
-    int rc = jpeg_open(j, path, err, errlen);
+    int rc = jpeg_open(j, src, err, errlen);
     if (rc == 0) {
         if (jpeg_run(j, 1) != 0) {
             rc = beit_errf(err, errlen, "bad JPEG: %s", j->jerr.msg);
@@ -160,9 +182,9 @@ static int jpeg_probe(const char *path, int *h, int *w, int *gray, char *err, si
     return rc;
 }
 
-static int jpeg_load(const char *path, int channels, beit_image *out, char *err, size_t errlen) {
+static int jpeg_load(const img_src *src, int channels, beit_image *out, char *err, size_t errlen) {
     jpeg_job *j = xmalloc(sizeof *j);
-    int rc = jpeg_open(j, path, err, errlen);
+    int rc = jpeg_open(j, src, err, errlen);
     if (rc != 0) {
         free(j);
         return rc;
@@ -212,19 +234,39 @@ static int jpeg_load(const char *path, int channels, beit_image *out, char *err,
 
 /* ---- public ------------------------------------------------------------------------------- */
 
-int image_probe(const char *path, int *h, int *w, int *gray, char *err, size_t errlen) {
+static int probe(const img_src *src, int *h, int *w, int *gray, char *err, size_t errlen) {
     int fmt = FMT_UNKNOWN;
-    if (sniff(path, &fmt, err, errlen) != 0) return -1;
-    return fmt == FMT_PNG ? png_probe(path, h, w, gray, err, errlen) : jpeg_probe(path, h, w, gray, err, errlen);
+    if (sniff(src, &fmt, err, errlen) != 0) return -1;
+    return fmt == FMT_PNG ? png_probe(src, h, w, gray, err, errlen) : jpeg_probe(src, h, w, gray, err, errlen);
 }
 
-int image_load(const char *path, int channels, beit_image *out, char *err, size_t errlen) {
+static int load(const img_src *src, int channels, beit_image *out, char *err, size_t errlen) {
     memset(out, 0, sizeof *out);
     if (channels != 1 && channels != 3)
         return beit_errf(err, errlen, "cannot decode to %d channels (expected 1 or 3)", channels);
     int fmt = FMT_UNKNOWN;
-    if (sniff(path, &fmt, err, errlen) != 0) return -1;
-    return fmt == FMT_PNG ? png_load(path, channels, out, err, errlen) : jpeg_load(path, channels, out, err, errlen);
+    if (sniff(src, &fmt, err, errlen) != 0) return -1;
+    return fmt == FMT_PNG ? png_load(src, channels, out, err, errlen) : jpeg_load(src, channels, out, err, errlen);
+}
+
+int image_probe(const char *path, int *h, int *w, int *gray, char *err, size_t errlen) {
+    img_src src = {path, NULL, 0};
+    return probe(&src, h, w, gray, err, errlen);
+}
+
+int image_load(const char *path, int channels, beit_image *out, char *err, size_t errlen) {
+    img_src src = {path, NULL, 0};
+    return load(&src, channels, out, err, errlen);
+}
+
+int image_probe_buffer(const void *buf, size_t n, int *h, int *w, int *gray, char *err, size_t errlen) {
+    img_src src = {NULL, buf, n};
+    return probe(&src, h, w, gray, err, errlen);
+}
+
+int image_load_buffer(const void *buf, size_t n, int channels, beit_image *out, char *err, size_t errlen) {
+    img_src src = {NULL, buf, n};
+    return load(&src, channels, out, err, errlen);
 }
 
 void image_free(beit_image *im) {
