@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Run every test registered with meson (C programs and script tests, all speaking TAP) and
-print one line per test, the output of failures, and a final line "N passed, N failed".
+print one line per test, the output of failures, and a final line "N passed, N failed, N skipped".
 
 A "check" is one TAP line: "ok ..." counts as passed, "not ok ..." as failed, and
 "ok ... # SKIP reason" (or a plan "1..0 # SKIP reason") as skipped, counted apart. A program
