@@ -7,6 +7,10 @@ trap 'rm -rf "$T"' EXIT
 _n=0
 _fail=0
 export OPENBLAS_NUM_THREADS=1
+# Open MPI refuses root by default; cluster users are not root, this test machine is
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+MPI="mpirun --oversubscribe" # ranks may exceed the 2 cores
+PY=/usr/bin/python3          # Debian's, with torch and h5py
 
 run() {
     "$@" >"$T/out" 2>"$T/err"

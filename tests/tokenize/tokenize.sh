@@ -15,9 +15,6 @@ SRC=$2
 PROBE=$3
 GENIMG=$4
 . "$SRC/tests/tap.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe"
-PY=/usr/bin/python3
 
 # ---- a store and a tiny tokenizer (28x28x1 -> 14x14 over V = 64) ----------------------------
 run $BEIT data import fashion-mnist "$T/fm.h5"

@@ -17,9 +17,6 @@
 BEIT=$1
 SRC=$2
 . "$SRC/tests/tap.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe"
-PY=/usr/bin/python3
 
 $BEIT data import fashion-mnist "$T/fm.h5" >/dev/null 2>&1
 MODEL="{arch: beit, img_size: 28, patch_size: 4, in_chans: 1, embed_dim: 24, depth: 2, num_heads: 3, vocab_size: 64, drop_path: 0.1}"

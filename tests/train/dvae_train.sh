@@ -5,9 +5,6 @@
 BEIT=$1
 SRC=$2
 . "$SRC/tests/tap.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe"
-PY=/usr/bin/python3
 
 $BEIT data import fashion-mnist "$T/fm.h5" >/dev/null 2>&1
 cat > "$T/job.yaml" <<YAML

@@ -11,9 +11,6 @@
 BEIT=$1
 SRC=$2
 . "$SRC/tests/tap.sh"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-MPI="mpirun --oversubscribe"
-PY=/usr/bin/python3
 . "$SRC/tests/train/lib.sh"
 t0=$SECONDS
 
