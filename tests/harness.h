@@ -33,6 +33,13 @@ char *t_path(const char *name);
 /* Remove the scratch directory and everything in it (a diagnostic if that fails). */
 void t_tmpdir_remove(void);
 
+/* ---- expected failures ---- */
+/* Run fn(arg) in a forked child with HDF5's own error printing off and its stderr captured in
+ * msg (NUL-terminated, at most n-1 bytes); returns the child's exit code (0 when fn returns,
+ * 128 + signal when it dies, -1 when no pipe). For checking the exit code and message of a
+ * function that ends the process on bad input. */
+int t_in_child(void (*fn)(void *), void *arg, char *msg, size_t n);
+
 /* ---- fixtures written by tests/fixtures/gen_fixtures.py ---- */
 typedef struct fixture fixture;
 fixture *fx_open(const char *path);       /* aborts the test program if missing */

@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *const KIND = "beit-pretrain";
@@ -68,31 +67,15 @@ static int exists(const char *p) {
 
 /* ---- forked children ----------------------------------------------------------------------- */
 
-/* Run fn(arg) in a child with its stderr in msg; returns the child's exit code (0 when fn
- * returns). */
+/* fn(arg) in a forked child (t_in_child): its exit code, its stderr in msg */
+typedef struct {
+    void (*fn)(const char *);
+    const char *arg;
+} path_call;
+static void call_with_path(void *c) { ((path_call *)c)->fn(((path_call *)c)->arg); }
 static int in_child(void (*fn)(const char *), const char *arg, char *msg, size_t n) {
-    int fd[2];
-    if (pipe(fd) != 0) return -1;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        beit_h5_quiet();
-        fn(arg);
-        fflush(stderr);
-        _exit(0);
-    }
-    close(fd[1]);
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < n && (r = read(fd[0], msg + got, n - 1 - got)) > 0) got += (size_t)r;
-    msg[got] = '\0';
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    path_call c = {fn, arg};
+    return t_in_child(call_with_path, &c, msg, n);
 }
 
 /* The writes: <dir>/ckpt-00000010.h5 with the optimizer state and ckpt-00000005.h5 weights

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static int exists(const char *p) {
@@ -179,33 +178,25 @@ static void test_store_roundtrip(void) {
 
 /* Run store_open(path) (and, with read_all, read every train sample) in a child; returns its
  * exit code and its stderr in msg. */
-static int open_in_child(const char *path, char *msg, size_t n, int read_all) {
-    int fd[2];
-    if (pipe(fd) != 0) return -1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        beit_h5_quiet();
-        beit_store *s = store_open(path, MPI_COMM_NULL);
-        if (read_all) {
-            int64_t cnt = store_split_count(s, "train");
-            int32_t lab;
-            for (int64_t i = 0; i < cnt; i++) store_read(s, "train", &i, 1, NULL, &lab);
-        }
-        store_close(s);
-        _exit(0);
+typedef struct {
+    const char *path;
+    int read_all;
+} open_call;
+
+static void open_store(void *arg) {
+    const open_call *c = arg;
+    beit_store *s = store_open(c->path, MPI_COMM_NULL);
+    if (c->read_all) {
+        int64_t cnt = store_split_count(s, "train");
+        int32_t lab;
+        for (int64_t i = 0; i < cnt; i++) store_read(s, "train", &i, 1, NULL, &lab);
     }
-    close(fd[1]);
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < n && (r = read(fd[0], msg + got, n - 1 - got)) > 0) got += (size_t)r;
-    msg[got] = '\0';
-    close(fd[0]);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    store_close(s);
+}
+
+static int open_in_child(const char *path, char *msg, size_t n, int read_all) {
+    open_call c = {path, read_all};
+    return t_in_child(open_store, &c, msg, n);
 }
 
 static void expect_error(const char *path, const char *needle, const char *what, int read_all) {
