@@ -7,7 +7,9 @@
  *                          kind ("dvae", "beit-pretrain", ...), step (optimizer steps done),
  *                          seed, nranks (of the run that wrote it), params_checksum (hex),
  *                          config (the resolved job, YAML), created_by, and LAST
- *                          complete = 1 (a file without it is incomplete: never resumed from)
+ *                          complete = 1 (a file without it is incomplete: never resumed from);
+ *                          optional input_mean, input_std (float64 [C]): the input
+ *                          normalisation the weights expect (ckpt_norm below)
  *   /params/<name>         float32, the tensor's shape; <name> is the PyTorch state_dict
  *                          name (timm's for the encoder), e.g. blocks.0.attn.qkv.weight.
  *                          Each tensor is written once, by one rank (independent I/O).
@@ -50,11 +52,22 @@
  * add up (mod 2^64) to the tensor's, whichever ranks read or wrote which parts. */
 uint64_t ckpt_checksum(const float *x, size_t n, size_t first);
 
+/* The input normalisation a model's weights expect: x = (pixel / 255 - mean[c]) / std[c] per
+ * channel. Recorded with the weights (root attributes input_mean, input_std) by training (the
+ * statistics it used) and by tools/import_torch.py; chans = 0: none recorded (files from
+ * before the record: the data store's statistics apply). */
+#define CKPT_NORM_MAX_CHANS 4
+typedef struct {
+    int chans;
+    double mean[CKPT_NORM_MAX_CHANS], std[CKPT_NORM_MAX_CHANS];
+} ckpt_norm;
+
 typedef struct {
     const char *kind;
     int64_t step;
     uint64_t seed;
     const char *config_yaml;
+    const ckpt_norm *norm; /* NULL or chans 0: no record written */
 } ckpt_meta;
 
 /* This rank's part of the AdamW state: the float ranges [r[i].lo, r[i].hi) of the flat table
@@ -88,9 +101,11 @@ typedef struct {
     char *config_yaml; /* malloc'd */
     int has_optim;
     int version; /* format_version: checksums from 3 on */
+    ckpt_norm norm; /* the recorded input normalisation (chans 0: none) */
 } ckpt_reader;
 
-/* Open and validate (format, format_version 1..3, complete = 1 from version 2 on); a missing
+/* Open and validate (format, format_version 1..3, complete = 1 from version 2 on; input_mean and
+ * input_std, when present, as two float64 arrays of 1..4 finite values, std > 0); a missing
  * or unreadable file, one that is not a beit checkpoint, or an incomplete one ends the job
  * with BEIT_EXIT_CHECKPOINT naming the path. A file of version 1 or 2 gets one warning (it
  * cannot be verified). Serial HDF5: any rank may open any checkpoint. */

@@ -19,10 +19,15 @@ typedef struct {
     int classes_counted;
 } ft_eval_result;
 /* Evaluate on split of the store at data_path: every rank its slice, counts summed (the
- * result is the same on any number of ranks). png_path (rank 0, may be NULL): segmentation:
- * a grid of the first 8 images: image, truth, prediction; classification: none. */
+ * result is the same on any number of ranks). The images are normalised with f->norm when it
+ * holds a record (input_norm_pick), else with the store's statistics. png_path (rank 0, may be
+ * NULL): segmentation: a grid of the first 8 images: image, truth, prediction; classification:
+ * none. logits_path (may be NULL; classification only, else BEIT_EXIT_USAGE): an HDF5 file
+ * (rank 0, atomic) with logits [N, NC] float32 and labels [N] int32 of every image of the
+ * split in store order, attributes data, split, input_mean, input_std; an unwritable file ends
+ * the job with BEIT_EXIT_IO. */
 ft_eval_result ft_evaluate(ft_model *f, const beit_config *c, const char *data_path, const char *split,
-                           const beit_dist *d, const char *png_path);
+                           const beit_dist *d, const char *png_path, const char *logits_path);
 
 /* A fine-tuned checkpoint evaluated on a split (beit eval). */
 typedef struct {
@@ -35,9 +40,9 @@ typedef struct {
 } ckpt_eval_result;
 /* Rebuild the model of checkpoint ckpt (kind FT_KIND_CLS or FT_KIND_SEG, else
  * BEIT_EXIT_MISMATCH) with activations for batch images per rank, and ft_evaluate it on split
- * of the store data (png: as ft_evaluate). Collective. */
+ * of the store data (png, logits: as ft_evaluate). Collective. */
 ckpt_eval_result eval_checkpoint(const char *ckpt, const char *data, const char *split, int batch, const char *png,
-                                 const beit_dist *d);
+                                 const char *logits, const beit_dist *d);
 void eval_checkpoint_free(ckpt_eval_result *r);
 
 #define ATTN_MAX_ITEMS 64

@@ -16,6 +16,7 @@
 #ifndef BEIT_FTMODEL_H
 #define BEIT_FTMODEL_H
 
+#include "beit/checkpoint.h"
 #include "beit/clshead.h"
 #include "beit/config.h"
 #include "beit/input.h"
@@ -37,6 +38,8 @@ typedef struct {
     float *dtaps;                      /* [ntaps][max_batch,T,D] */
     float *seg_dlogits;                /* [max_batch,NC,S,S] */
     int max_batch;
+    ckpt_norm norm; /* the input normalisation recorded with the loaded weights (chans 0: none) */
+    const char *norm_src; /* the file norm came from, for messages (not owned) */
 } ft_model;
 
 /* The encoder dims of a fine-tuning job (mim 0, rel_per_block for arch beit, final_norm for
@@ -46,7 +49,7 @@ void ft_vit_dims(vit_dims *d, const beit_config *c, int seg);
  * allocate activations for max_batch images. */
 void ft_model_build(ft_model *f, const beit_config *c, int seg, int ncls, int max_batch);
 void ft_model_free(ft_model *f);
-/* Initialise the encoder from a checkpoint (rules above). A pre-training checkpoint, or a
+/* Initialise the encoder from a checkpoint (rules above); f->norm = the checkpoint's record. A pre-training checkpoint, or a
  * fine-tuning checkpoint of the same kind (its head is taken too). Anything else, or a tensor
  * of another shape, ends the job with BEIT_EXIT_MISMATCH naming the tensor; an unreadable file
  * with BEIT_EXIT_CHECKPOINT. */

@@ -28,6 +28,7 @@ typedef struct {
     dvae_model dvae; /* MODEL_DVAE */
     vit_model vit;   /* MODEL_PRETRAIN: head from pretrain.target */
     ft_model ft;     /* MODEL_FT_CLS / MODEL_FT_SEG: head size from the checkpoint's head tensor */
+    ckpt_norm norm;  /* the input normalisation recorded in the checkpoint (chans 0: none); also ft.norm */
 } ckpt_model;
 
 /* Rebuild a model of the given kind from the job stored in the open checkpoint r (parsed under

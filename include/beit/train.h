@@ -39,6 +39,7 @@
 #ifndef BEIT_TRAIN_H
 #define BEIT_TRAIN_H
 
+#include "beit/checkpoint.h"
 #include "beit/config.h"
 #include "beit/comm.h"
 #include "beit/optim.h"
@@ -89,6 +90,9 @@ struct train_task {
     void *ctx;
     int64_t steps_per_epoch;
     int images_per_step; /* global batch */
+    /* The input normalisation the task feeds its model with, recorded in every checkpoint
+     * (NULL: none, e.g. the dVAE, which maps [0, 1] pixels itself). */
+    const ckpt_norm *norm;
     /* Metrics: each is reported as sum / count over the global batch (both summed over
      * ranks). metric 0 is the objective ("loss"). */
     int nmetrics;

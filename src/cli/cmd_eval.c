@@ -12,6 +12,7 @@
 
 static const char *USAGE =
     "usage: beit eval --checkpoint CKPT --data DATA.h5 [--split test] [--batch N] [--png FILE]\n"
+    "                 [--logits FILE.h5]\n"
     "\n"
     "Evaluates a fine-tuned checkpoint (beit finetune: kind finetune-cls or finetune-seg; the\n"
     "model is rebuilt from the job stored in it) on a split of a dataset store and prints one\n"
@@ -20,7 +21,10 @@ static const char *USAGE =
     "   \"checkpoint_sha256\", \"kind\", \"step\", \"config\"}\n"
     "(segmentation: \"miou\" and \"pixel_acc\" instead of top1/top5; \"config\" is the job stored in\n"
     "the checkpoint, as YAML text). --png (segmentation): image | truth | prediction of the\n"
-    "first 8 images. Exit codes: 0 ok; 2 bad command line; 3 data unreadable or bad; 4\n"
+    "first 8 images. --logits (classification): every image's logits as HDF5, logits [N, classes]\n"
+    "float32 and labels [N] in store order. The images are normalised with the mean/std recorded\n"
+    "in the checkpoint (input_mean, input_std; logged when they differ from the store's), or with\n"
+    "the store's when it has none. Exit codes: 0 ok; 2 bad command line; 3 data unreadable or bad; 4\n"
     "checkpoint unreadable or not a beit checkpoint; 5 checkpoint and data disagree (not a\n"
     "fine-tuned model, image shape, class count, no pixel labels for a segmentation model).\n"
     "Example: mpirun -np 2 build/beit eval --checkpoint runs/finetune/ckpt-00000468.h5 \\\n"
@@ -40,12 +44,13 @@ static void json_string(FILE *f, const char *s) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *ckpt = NULL, *data = NULL, *split = "test", *batch_s = "64", *png = NULL;
+    const char *ckpt = NULL, *data = NULL, *split = "test", *batch_s = "64", *png = NULL, *logits = NULL;
     extra_flag extra[] = {{"--checkpoint", "CKPT", "fine-tuned checkpoint (beit finetune)", &ckpt},
                           {"--data", "DATA.h5", "dataset store (beit data import / mosaic)", &data},
                           {"--split", "NAME", "split to evaluate (default test)", &split},
                           {"--batch", "N", "images per rank per forward (default 64)", &batch_s},
                           {"--png", "FILE", "segmentation: image | truth | prediction PNG", &png},
+                          {"--logits", "FILE.h5", "classification: every image's logits and label (HDF5)", &logits},
                           {NULL, NULL, NULL, NULL}};
     runopts ro;
     if (runopts_parse(&ro, argc, argv, 0, extra, USAGE)) return 0;
@@ -57,7 +62,7 @@ int cmd_eval(int argc, char **argv) {
     beit_dist d;
     dist_init(&d, MPI_COMM_WORLD);
 
-    ckpt_eval_result res = eval_checkpoint(ckpt, data, split, (int)batch, png, &d);
+    ckpt_eval_result res = eval_checkpoint(ckpt, data, split, (int)batch, png, logits, &d);
     const int seg = res.seg;
     const ft_eval_result e = res.e;
     if (d.rank == 0) {

@@ -205,9 +205,10 @@ void attn_maps_render(const attn_maps_opts *o) {
     store_read(st, split, idx, nidx, img8, NULL);
     float *x = xalloc_floats((size_t)nidx * C * S * S);
     crop_box whole = crop_identity(H, W);
+    ckpt_norm nm; /* the checkpoint's record, else the store's statistics */
+    input_norm_pick(&nm, &cm.norm, store_mean(st), store_std(st), C, ckpt);
     for (int i = 0; i < nidx; i++)
-        input_image(x + (size_t)i * C * S * S, img8 + (size_t)i * H * W * C, H, W, C, &whole, S, store_mean(st),
-                    store_std(st));
+        input_image(x + (size_t)i * C * S * S, img8 + (size_t)i * H * W * C, H, W, C, &whole, S, nm.mean, nm.std);
     vit_forward(m, cm.pt, x, NULL, NULL, nidx);
     const float *att = vit_attention(m, layer - 1); /* [B,NH,T,T] */
 

@@ -6,6 +6,7 @@
 #include "beit/checkpoint.h"
 #include "beit/error.h"
 #include "beit/fsutil.h"
+#include "beit/h5attr.h"
 #include "beit/image.h"
 #include "beit/log.h"
 #include "beit/modelcfg.h"
@@ -13,13 +14,54 @@
 #include "beit/source.h"
 #include "beit/store.h"
 
+#include <errno.h>
+#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* logits [n, NC] and labels [n] of the whole split (rank 0) into an HDF5 file, atomically */
+static void write_logits(const char *path, const float *logits, const int32_t *labels, int64_t n, int NC,
+                         const char *data, const char *split, const ckpt_norm *nm) {
+    char *tmp = beit_tmp_path(path);
+    beit_tmp_guard_set(tmp);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    int bad = f < 0;
+    hsize_t dl[2] = {(hsize_t)n, (hsize_t)NC};
+    const char *names[2] = {"logits", "labels"};
+    const void *bufs[2] = {logits, labels};
+    hid_t ft[2] = {H5T_IEEE_F32LE, H5T_STD_I32LE}, mt[2] = {H5T_NATIVE_FLOAT, H5T_NATIVE_INT32};
+    for (int k = 0; k < 2 && !bad; k++) {
+        hid_t sp = H5Screate_simple(k == 0 ? 2 : 1, dl, NULL);
+        hid_t ds = H5Dcreate2(f, names[k], ft[k], sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        bad |= ds < 0 || (n > 0 && H5Dwrite(ds, mt[k], H5S_ALL, H5S_ALL, H5P_DEFAULT, bufs[k]) < 0);
+        if (ds >= 0) H5Dclose(ds);
+        H5Sclose(sp);
+    }
+    if (!bad) {
+        bad |= h5a_put_str(f, "data", data) < 0;
+        bad |= h5a_put_str(f, "split", split) < 0;
+        bad |= h5a_put(f, "input_mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)nm->chans, nm->mean) < 0;
+        bad |= h5a_put(f, "input_std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)nm->chans, nm->std) < 0;
+    }
+    if (f >= 0) bad |= H5Fclose(f) < 0;
+    if (bad || beit_commit_file(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        beit_fatal_user(BEIT_EXIT_IO, "cannot write %s (%s)", path, bad ? "HDF5 write failed" : strerror(e));
+    }
+    beit_tmp_guard_clear();
+    free(tmp);
+    beit_log("wrote %s: logits [%lld, %d], labels [%lld]", path, (long long)n, NC, (long long)n);
+}
 
 ft_eval_result ft_evaluate(ft_model *f, const beit_config *c, const char *data_path, const char *split,
-                           const beit_dist *d, const char *png_path) {
+                           const beit_dist *d, const char *png_path, const char *logits_path) {
     ft_eval_result e = {0};
+    if (logits_path && f->seg)
+        beit_fatal_user(BEIT_EXIT_USAGE, "--logits: per-image logits are for classification models (this one "
+                        "segments)");
     beit_config ec = *c;
     snprintf(ec.data.path, sizeof ec.data.path, "%s", data_path);
     ec.data.source = BEIT_DATA_STORE;
@@ -37,6 +79,11 @@ ft_eval_result ft_evaluate(ft_model *f, const beit_config *c, const char *data_p
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: %d classes, the model's %s has %d", data_path, src.num_classes,
                         f->seg ? "decoder" : "head", f->ncls);
     const int H = src.H, W = src.W, HW = S * S, NC = f->ncls;
+    ckpt_norm nm; /* the weights' record, else the store's statistics */
+    input_norm_pick(&nm, &f->norm, src.mean, src.std, C, f->norm_src ? f->norm_src : "(the model)");
+    /* --logits: every rank fills its own rows, a sum assembles the split (each row once) */
+    float *all_logits = logits_path ? xcalloc((size_t)src.n * NC, sizeof(float)) : NULL;
+    int64_t *all_labels = logits_path ? xcalloc((size_t)src.n, sizeof(int64_t)) : NULL;
     uint8_t *img8 = xmalloc((size_t)B * H * W * C), *lab8 = f->seg ? xmalloc((size_t)B * H * W) : NULL;
     uint8_t *labc = f->seg ? xmalloc((size_t)B * HW) : NULL;
     int32_t *labels = xcalloc((size_t)B, sizeof(int32_t));
@@ -55,11 +102,15 @@ ft_eval_result ft_evaluate(ft_model *f, const beit_config *c, const char *data_p
         if (f->seg) store_read_masks(src.store, split, idx, k, lab8);
         for (int i = 0; i < k; i++)
             ft_prepare_image(x + (size_t)i * C * HW, f->seg ? labc + (size_t)i * HW : NULL, img8 + (size_t)i * H * W * C,
-                             f->seg ? lab8 + (size_t)i * H * W : NULL, H, W, C, &whole, S, src.mean, src.std);
+                             f->seg ? lab8 + (size_t)i * H * W : NULL, H, W, C, &whole, S, nm.mean, nm.std);
         if (k == 0) continue;
         ft_model_forward(f, x, NULL, k);
         if (!f->seg) {
             int t1 = 0, t5 = 0;
+            for (int i = 0; all_logits && i < k; i++) {
+                memcpy(all_logits + (size_t)idx[i] * NC, clshead_logits(&f->h) + (size_t)i * NC, (size_t)NC * sizeof(float));
+                all_labels[idx[i]] = labels[i];
+            }
             sums[0] += clshead_loss(&f->h, labels, k, 0.0f, &t1, &t5);
             sums[1] += t1;
             sums[2] += t5;
@@ -91,6 +142,19 @@ ft_eval_result ft_evaluate(ft_model *f, const beit_config *c, const char *data_p
     }
     dist_sum_f64(d, sums, 4);
     e.n = (int64_t)sums[3];
+    if (all_logits) {
+        dist_sum_f32(d, all_logits, (size_t)src.n * NC);
+        dist_sum_i64(d, all_labels, (size_t)src.n);
+        if (d->rank == 0) {
+            int32_t *lab32 = xcalloc((size_t)src.n + 1, sizeof(int32_t));
+            for (int64_t i = 0; i < src.n; i++) lab32[i] = (int32_t)all_labels[i];
+            write_logits(logits_path, all_logits, lab32, src.n, NC, data_path, split, &nm);
+            free(lab32);
+        }
+        dist_barrier(d);
+        free(all_logits);
+        free(all_labels);
+    }
     if (!f->seg) {
         e.loss = sums[0] / (sums[3] > 0 ? sums[3] : 1);
         e.top1 = sums[1] / (sums[3] > 0 ? sums[3] : 1);
@@ -135,7 +199,7 @@ ft_eval_result ft_evaluate(ft_model *f, const beit_config *c, const char *data_p
 }
 
 ckpt_eval_result eval_checkpoint(const char *ckpt, const char *data, const char *split, int batch, const char *png,
-                                 const beit_dist *d) {
+                                 const char *logits, const beit_dist *d) {
     ckpt_eval_result res;
     memset(&res, 0, sizeof res);
     ckpt_reader r;
@@ -152,7 +216,7 @@ ckpt_eval_result eval_checkpoint(const char *ckpt, const char *data, const char 
     if (d->rank == 0 && beit_sha256_file(ckpt, res.sha256) != 0)
         beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: cannot read for its sha256", ckpt);
 
-    res.e = ft_evaluate(&cm.ft, &cm.c, data, split, d, png);
+    res.e = ft_evaluate(&cm.ft, &cm.c, data, split, d, png, logits);
     snprintf(res.kind, sizeof res.kind, "%s", r.kind);
     res.config_yaml = xstrdup(r.config_yaml);
     ckpt_close(&r);

@@ -208,6 +208,10 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
     W(w, h5a_put_str(f, "params_checksum", sum));
     W(w, h5a_put_str(f, "config", meta->config_yaml ? meta->config_yaml : ""));
     W(w, h5a_put_str(f, "created_by", "beit " BEIT_VERSION));
+    if (meta->norm && meta->norm->chans > 0) {
+        W(w, h5a_put(f, "input_mean", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)meta->norm->chans, meta->norm->mean));
+        W(w, h5a_put(f, "input_std", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, (hsize_t)meta->norm->chans, meta->norm->std));
+    }
 
     /* per-tensor checksums: each rank sums the tensors it writes, the sum over ranks is the
      * value every rank records (attributes are collective) */
@@ -360,6 +364,33 @@ static int read_attr_str(hid_t f, const char *name, char **out) {
 
 static int read_attr_i64(hid_t f, const char *name, int64_t *v) { return h5a_get_int(f, name, v); }
 
+/* number of elements of a root attribute, -1 when absent or unreadable */
+static int64_t attr_len(hid_t f, const char *name) {
+    if (H5Aexists(f, name) <= 0) return -1;
+    hid_t a = H5Aopen(f, name, H5P_DEFAULT);
+    if (a < 0) return -1;
+    hid_t sp = H5Aget_space(a);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    H5Aclose(a);
+    return (int64_t)n;
+}
+
+/* input_mean / input_std: both or neither, 1..4 channels each, finite, std > 0 */
+static void read_norm(ckpt_reader *r, hid_t f) {
+    int64_t nm = attr_len(f, "input_mean"), ns = attr_len(f, "input_std");
+    if (nm < 0 && ns < 0) return;
+    ckpt_norm *n = &r->norm;
+    int ok = nm == ns && nm >= 1 && nm <= CKPT_NORM_MAX_CHANS && h5a_get_f64s(f, "input_mean", n->mean, (int)nm) == 0 &&
+             h5a_get_f64s(f, "input_std", n->std, (int)ns) == 0;
+    for (int k = 0; ok && k < nm; k++) ok = isfinite(n->mean[k]) && isfinite(n->std[k]) && n->std[k] > 0;
+    if (!ok)
+        beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: attributes input_mean and input_std must both hold 1..%d finite "
+                        "values, one per channel, std > 0 (found %lld and %lld values)", r->path, CKPT_NORM_MAX_CHANS,
+                        (long long)nm, (long long)ns);
+    n->chans = (int)nm;
+}
+
 void ckpt_open(ckpt_reader *r, const char *path) {
     memset(r, 0, sizeof *r);
     snprintf(r->path, sizeof r->path, "%s", path);
@@ -390,6 +421,7 @@ void ckpt_open(ckpt_reader *r, const char *path) {
     r->nranks = (int)nranks;
     r->has_optim = H5Lexists(f, "optim", H5P_DEFAULT) > 0;
     r->version = (int)ver;
+    read_norm(r, f);
     if (ver < CKPT_VERSION_SUMS)
         beit_warn("%s: checkpoint format_version %lld has no checksums: its tensors cannot be verified (format %d "
                   "and later can)", path, (long long)ver, CKPT_VERSION_SUMS);

@@ -133,6 +133,15 @@ int ckpt_describe(FILE *f, const char *path, int verify) {
     fprintf(f, "  optimizer    %s\n", r.has_optim ? "AdamW exp_avg and exp_avg_sq, flat over the tensors"
                                                    : "none (weights only)");
     if (r.version < 3) fprintf(f, "  checksums    none (format %d): the tensors cannot be verified\n", r.version);
+    if (r.norm.chans > 0) {
+        fprintf(f, "  input norm   mean");
+        for (int k = 0; k < r.norm.chans; k++) fprintf(f, "%s%.6g", k ? "," : " ", r.norm.mean[k]);
+        fprintf(f, " std");
+        for (int k = 0; k < r.norm.chans; k++) fprintf(f, "%s%.6g", k ? "," : " ", r.norm.std[k]);
+        fprintf(f, " (pixels in [0, 1]; used by every command that feeds this model)\n");
+    } else if (strcmp(r.kind, "dvae") != 0) { /* the dVAE maps [0, 1] pixels itself */
+        fprintf(f, "  input norm   none recorded (the data store's mean/std apply)\n");
+    }
     print_config_summary(f, r.config_yaml, r.kind);
     fprintf(f, "\ntensors (in the optimizer's order when the file has its state)\n");
     for (int i = 0; i < pt.n; i++) {

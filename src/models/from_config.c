@@ -45,6 +45,7 @@ model_kind model_kind_of(const char *k) {
 void model_from_checkpoint(ckpt_model *cm, ckpt_reader *r, model_kind kind, const char *config_name, int max_batch) {
     memset(cm, 0, sizeof *cm);
     cm->kind = kind;
+    cm->norm = r->norm;
     config_load_string(&cm->c, r->config_yaml, config_name);
     const beit_config *c = &cm->c;
     switch (cm->kind) {
@@ -78,6 +79,8 @@ void model_from_checkpoint(ckpt_model *cm, ckpt_reader *r, model_kind kind, cons
         if (ncls < 2) beit_fatal_user(BEIT_EXIT_CHECKPOINT, "%s: no %s tensor (damaged checkpoint?)", r->path, head);
         ft_model_build(&cm->ft, c, seg, (int)ncls, max_batch);
         cm->pt = &cm->ft.pt;
+        cm->ft.norm = r->norm;
+        cm->ft.norm_src = r->path;
         ckpt_load_params(r, cm->pt);
         break;
     }

@@ -104,6 +104,8 @@ void ft_model_load_init(ft_model *f, const char *path) {
                         "architecture: compare model.* of the two jobs)",
                         path, p->name, r.kind);
     }
+    f->norm = r.norm;
+    f->norm_src = path;
     beit_log("init from %s ('%s', step %lld): %d tensors loaded, %d per-block relative position tables copied from "
              "the shared one, %d new head tensors",
              path, r.kind, (long long)r.step, loaded, copied, fresh);

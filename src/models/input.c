@@ -1,7 +1,12 @@
 /* Model inputs: stored uint8 images -> normalised float tensors (include/beit/input.h). */
 #include "beit/input.h"
 
+#include "beit/error.h"
+#include "beit/log.h"
+
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 #include <stddef.h>
 
 void input_normalise(float *x, int C, int S, const double *mean, const double *std) {
@@ -38,4 +43,40 @@ void ft_prepare_image(float *x, uint8_t *labmap_out, const uint8_t *img, const u
                 px = px < 0 ? 0 : px >= W ? W - 1 : px;
                 labmap_out[(size_t)y * S + xx] = labmap[(size_t)py * W + px];
             }
+}
+
+void input_norm_set(ckpt_norm *n, const double *mean, const double *std, int C) {
+    if (C < 1 || C > CKPT_NORM_MAX_CHANS)
+        beit_fatal(BEIT_EXIT_FAILURE, "input normalisation of %d channels (1..%d supported)", C, CKPT_NORM_MAX_CHANS);
+    memset(n, 0, sizeof *n);
+    n->chans = C;
+    for (int k = 0; k < C; k++) n->mean[k] = mean[k], n->std[k] = std[k];
+}
+
+static void norm_text(char *buf, size_t cap, const double *mean, const double *std, int C) {
+    size_t o = (size_t)snprintf(buf, cap, "mean");
+    for (int k = 0; k < C && o < cap; k++) o += (size_t)snprintf(buf + o, cap - o, "%s%.4g", k ? "," : " ", mean[k]);
+    if (o < cap) o += (size_t)snprintf(buf + o, cap - o, " std");
+    for (int k = 0; k < C && o < cap; k++) o += (size_t)snprintf(buf + o, cap - o, "%s%.4g", k ? "," : " ", std[k]);
+}
+
+void input_norm_pick(ckpt_norm *out, const ckpt_norm *rec, const double *data_mean, const double *data_std, int C,
+                     const char *ckpt) {
+    if (!rec || rec->chans == 0) {
+        input_norm_set(out, data_mean, data_std, C);
+        return;
+    }
+    if (rec->chans != C)
+        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: its input normalisation (input_mean, input_std) has %d channels, the "
+                        "images have %d", ckpt, rec->chans, C);
+    *out = *rec;
+    int same = 1;
+    for (int k = 0; k < C; k++) same &= rec->mean[k] == data_mean[k] && rec->std[k] == data_std[k];
+    if (!same) {
+        char a[160], b[160];
+        norm_text(a, sizeof a, rec->mean, rec->std, C);
+        norm_text(b, sizeof b, data_mean, data_std, C);
+        beit_log("input normalisation from the checkpoint %s: %s (the data store's statistics, %s, are not used)", ckpt,
+                 a, b);
+    }
 }

@@ -381,7 +381,7 @@ static void loop_checkpoint(loop_state *L, int64_t done, int preempt) {
         beit_fatal(BEIT_EXIT_FAILURE, "step %lld: parameters differ between ranks (checksums %016llx .. %016llx)",
                    (long long)done, (unsigned long long)lo, (unsigned long long)hi);
     char *p = xasprintf("%s/ckpt-%08lld.h5", o->out_dir, (long long)done);
-    ckpt_meta meta = {L->t->kind, done, (uint64_t)L->c->seed, L->yaml};
+    ckpt_meta meta = {L->t->kind, done, (uint64_t)L->c->seed, L->yaml, L->t->norm};
     ckpt_write_part(p, pt, &L->opt, &meta, d);
     if (d->rank == 0) ckpt_rotate(o->out_dir, L->c->train.keep_last);
     beit_log("checkpoint %s (params checksum %016llx, identical on all %d ranks)", p, (unsigned long long)cs, d->size);

@@ -57,7 +57,7 @@ static double ft_prepare(void *ctx, int64_t step) {
         }
         ft_prepare_image(t->x + (size_t)i * C * S * S, t->f.seg ? t->labc + (size_t)i * S * S : NULL,
                          t->img8 + (size_t)i * H * W * C, t->f.seg ? t->lab8 + (size_t)i * H * W : NULL, H, W, C, &b, S,
-                         t->src.mean, t->src.std);
+                         t->f.norm.mean, t->f.norm.std);
     }
     return t->f.seg ? (double)t->n_local * S * S : (double)t->n_local;
 }
@@ -101,7 +101,7 @@ static int ft_eval_hook(void *ctx, const train_result *res, const train_opts *o,
     ft_task *t = ctx;
     const beit_config *c = t->c;
     const int seg = t->f.seg;
-    ft_eval_result e = ft_evaluate(&t->f, c, c->data.path, c->data.eval_split, d, NULL);
+    ft_eval_result e = ft_evaluate(&t->f, c, c->data.path, c->data.eval_split, d, NULL, NULL);
     eval_put_str(out, "task", seg ? "segmentation" : "classification");
     eval_put_str(out, "split", c->data.eval_split);
     eval_put_int(out, "n", e.n);
@@ -156,9 +156,21 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
      * without one is a fresh start and uses --init */
     char *latest = o->resume && strcmp(o->resume, "auto") == 0 ? ckpt_find_latest(o->out_dir) : NULL;
     const int resuming = o->resume && (strcmp(o->resume, "auto") != 0 || latest);
-    free(latest);
     if (!resuming && strcmp(o->init, "none") != 0) ft_model_load_init(&t->f, o->init);
     else if (!resuming) beit_log("init: none (random initialisation, seed %d): the no-pre-training baseline", c->seed);
+    /* the input normalisation: the one recorded with the weights the run starts from (a resumed
+     * run: its checkpoint's; --init: the init checkpoint's), else the store's statistics */
+    ckpt_norm rec = t->f.norm;
+    const char *rec_src = o->init;
+    if (resuming) {
+        rec_src = latest ? latest : o->resume;
+        ckpt_reader rr;
+        ckpt_open(&rr, rec_src);
+        rec = rr.norm;
+        ckpt_close(&rr);
+    }
+    input_norm_pick(&t->f.norm, &rec, t->src.mean, t->src.std, t->src.C, rec_src);
+    t->f.norm_src = rec_src;
     const int H = t->src.H, W = t->src.W, C = t->src.C, S = t->S;
     t->img8 = xmalloc((size_t)t->local_max * H * W * C);
     t->labels = xcalloc((size_t)t->local_max, sizeof(int32_t));
@@ -180,7 +192,8 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
                        .steps_per_epoch = source_steps_per_epoch(&t->src),
                        .images_per_step = c->train.global_batch,
                        .nmetrics = 2, .metric_names = {"loss", seg ? "pixel_acc" : "acc"},
-                       .prepare = ft_prepare, .forward_backward = ft_fwd_bwd, .evaluate = ft_eval_hook};
+                       .prepare = ft_prepare, .forward_backward = ft_fwd_bwd, .evaluate = ft_eval_hook,
+                       .norm = &t->f.norm};
     train_run(&task, c, o, d);
 
     source_close(&t->src);
@@ -194,5 +207,6 @@ int finetune_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     free(t->labc);
     free(t->conf);
     free(t);
+    free(latest);
     return 0;
 }

@@ -58,6 +58,7 @@ typedef struct {
     int32_t *tgt;         /* [n*Np] token targets of the masked positions, row-major */
     int n_local;          /* samples of this step on this rank */
     int64_t epoch, step;
+    ckpt_norm norm;       /* the store's statistics the inputs are normalised with (recorded) */
 } pre_task;
 
 /* The view and crop of sample idx in this epoch, the normalised image, the mask. */
@@ -275,6 +276,7 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     if (t->src.C != vd.in_chans)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: model.in_chans = %d but the images of %s have %d channels", o->source,
                         vd.in_chans, c->data.path, t->src.C);
+    input_norm_set(&t->norm, t->src.mean, t->src.std, t->src.C);
     if (c->pretrain.target == BEIT_TARGET_TOKENS && !t->src.synthetic) {
         if (!c->data.tokens[0])
             beit_fatal_user(BEIT_EXIT_USAGE, "%s: pretrain.target is tokens but data.tokens (the token store from "
@@ -338,7 +340,8 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
                        .steps_per_epoch = source_steps_per_epoch(&t->src),
                        .images_per_step = c->train.global_batch,
                        .nmetrics = 2, .metric_names = {"loss", "mim_acc"},
-                       .prepare = pre_prepare, .forward_backward = pre_fwd_bwd, .evaluate = pre_eval_hook};
+                       .prepare = pre_prepare, .forward_backward = pre_fwd_bwd, .evaluate = pre_eval_hook,
+                       .norm = &t->norm};
     train_run(&task, c, o, d);
 
     if (t->tok) tokens_close(t->tok);

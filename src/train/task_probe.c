@@ -24,8 +24,8 @@
 #include <string.h>
 
 /* feats[nb][n, D]: pooled outputs of blocks[] for every sample of the split */
-static int64_t extract(ft_model *f, const beit_config *c, const char *split, int subset, const int *blocks, int nb,
-                       float **feats_out, int32_t **labels_out, const beit_dist *d) {
+static int64_t extract(ft_model *f, const char *init, const beit_config *c, const char *split, int subset,
+                       const int *blocks, int nb, float **feats_out, int32_t **labels_out, const beit_dist *d) {
     beit_config ec = *c;
     ec.data.subset = subset;
     const int S = f->m.d.img_size, C = f->m.d.in_chans, B = f->max_batch, D = f->m.d.embed_dim, T = f->m.T;
@@ -39,13 +39,15 @@ static int64_t extract(ft_model *f, const beit_config *c, const char *split, int
     int64_t *idx = xcalloc((size_t)B, sizeof(int64_t));
     float *x = xalloc_floats((size_t)B * C * S * S), *pooled = xalloc_floats((size_t)B * D);
     crop_box whole = crop_identity(src.H, src.W);
+    ckpt_norm nm; /* the init checkpoint's record, else the store's statistics */
+    input_norm_pick(&nm, &f->norm, src.mean, src.std, src.C, init);
     double t0 = beit_now();
     const int64_t steps = source_steps_per_epoch(&src);
     for (int64_t s = 0; s < steps; s++) {
         int k = source_next(&src, 0, s, img8, lab, idx);
         for (int i = 0; i < k; i++)
             input_image(x + (size_t)i * C * S * S, img8 + (size_t)i * src.H * src.W * src.C, src.H, src.W, src.C,
-                        &whole, S, src.mean, src.std);
+                        &whole, S, nm.mean, nm.std);
         if (k > 0) {
             vit_forward(&f->m, &f->pt, x, NULL, NULL, k);
             for (int j = 0; j < nb; j++) {
@@ -104,8 +106,8 @@ int probe_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
 
     float *ftr, *fte;
     int32_t *ytr, *yte;
-    int64_t ntr = extract(&f, c, c->data.split, c->data.subset, blocks, nb, &ftr, &ytr, d);
-    int64_t nte = extract(&f, c, c->data.eval_split, 0, blocks, nb, &fte, &yte, d);
+    int64_t ntr = extract(&f, o->init, c, c->data.split, c->data.subset, blocks, nb, &ftr, &ytr, d);
+    int64_t nte = extract(&f, o->init, c, c->data.eval_split, 0, blocks, nb, &fte, &yte, d);
 
     if (d->rank == 0 && beit_mkdir_p(o->out_dir) != 0)
         beit_fatal_user(BEIT_EXIT_IO, "cannot create run directory %s: %s", o->out_dir, strerror(errno));

@@ -91,7 +91,7 @@ static void child_write(const char *dir) {
     make_table(&pt, T_GOOD);
     float *m, *v;
     make_optim(pt.total, &m, &v);
-    ckpt_meta meta = {KIND, 10, SEED, CONFIG};
+    ckpt_meta meta = {KIND, 10, SEED, CONFIG, NULL};
     char *p = xasprintf("%s/ckpt-00000010.h5", dir);
     ckpt_write(p, &pt, m, v, &meta, &d);
     free(p);

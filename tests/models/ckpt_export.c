@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
     dist_init(&dist, MPI_COMM_WORLD);
     char *yaml = config_to_yaml(&c);
     char *ck = xasprintf("%s/ckpt.h5", argv[1]);
-    ckpt_meta meta = {"beit-pretrain", 0, 0, yaml};
+    ckpt_meta meta = {"beit-pretrain", 0, 0, yaml, NULL};
     ckpt_write(ck, &pt, NULL, NULL, &meta, &dist);
     char *out = xasprintf("%s/logits.h5", argv[1]);
     hid_t f = H5_CHECK(H5Fcreate(out, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
