@@ -144,6 +144,18 @@ const key_spec cfg_keys[] = {
     {"dvae.temp_anneal_steps", T_INT, F(dvae.temp_anneal_steps), "0", INC(0), NOB, NULL,
      "steps over which the temperature is annealed (0 = the whole run)"},
 
+    {"dalle.group_count", T_INT, F(dalle.group_count), "4", INC(1), INC(8), NULL,
+     "DALL-E encoder (a converted tokenizer): groups; each after the first halves the resolution"},
+    {"dalle.n_hid", T_INT, F(dalle.n_hid), "256", INC(4), NOB, NULL,
+     "DALL-E encoder: channels of the first group (group g has n_hid * 2^g)"},
+    {"dalle.n_blk_per_group", T_INT, F(dalle.n_blk_per_group), "2", INC(1), NOB, NULL,
+     "DALL-E encoder: residual blocks per group"},
+    {"dalle.in_chans", T_INT, F(dalle.in_chans), "3", INC(1), NOB, NULL, "DALL-E encoder: input channels"},
+    {"dalle.vocab_size", T_INT, F(dalle.vocab_size), "8192", INC(2), NOB, NULL,
+     "DALL-E encoder: codebook size"},
+    {"dalle.image_size", T_INT, F(dalle.image_size), "112", INC(1), NOB, NULL,
+     "DALL-E encoder: input side the tokenizer sees (tokens per side = this / 2^(group_count - 1))"},
+
     {"tokenize.views", T_INT, F(tokenize.views), "1", INC(1), NOB, NULL,
      "views tokenized per image"},
     {"tokenize.batch", T_INT, F(tokenize.batch), "256", INC(1), NOB, NULL,
