@@ -62,16 +62,29 @@ def _load(f, **kw):
     return _Unpickler(f, **kw).load()
 
 
-# what torch.load needs of a pickle module: Unpickler (subclassed by torch) and load
+# pickle with the mapping: what torch.load uses of a pickle module is Unpickler (subclassed by
+# torch to add its own find_class rules, which then call ours) and load
 _pickle_module = types.ModuleType("dalle_pickle")
+_pickle_module.__dict__.update({k: v for k, v in pickle.__dict__.items() if not k.startswith("__")})
 _pickle_module.Unpickler = _Unpickler
 _pickle_module.load = _load
-_pickle_module.__dict__["dumps"] = pickle.dumps
+
+
+def torch_load(path):
+    """torch.load with the class mapping. Some torch releases (e.g. Debian's 1.13) ignore the
+    pickle_module argument and always use torch.serialization's global `pickle`, so that global
+    is pointed at the mapping module for the duration of the call."""
+    saved = torch.serialization.pickle
+    torch.serialization.pickle = _pickle_module
+    try:
+        return torch.load(path, map_location="cpu", pickle_module=_pickle_module)
+    finally:
+        torch.serialization.pickle = saved
 
 
 def load_state_dict(path):
     try:
-        obj = torch.load(path, map_location="cpu", pickle_module=_pickle_module)
+        obj = torch_load(path)
     except Exception as e:  # noqa: BLE001 -- any failure: name the file
         sys.exit(f"{path}: cannot load it as a torch file: {e}")
     if isinstance(obj, torch.nn.Module):
@@ -197,7 +210,7 @@ def main():
     nbytes = sum(x.nbytes for x in arrays)
 
     tmp = os.path.join(os.path.dirname(os.path.abspath(a.out)), "." + os.path.basename(a.out) + f".tmp.{os.getpid()}")
-    S = h5py.string_dtype("ascii")
+    S = h5py.string_dtype("utf-8")  # as beit writes its strings (src/io/h5attr.c)
     try:
         with h5py.File(tmp, "w") as f:
             A = f.attrs
