@@ -116,7 +116,7 @@ const key_spec cfg_keys[] = {
 
     {"pretrain.target", T_ENUM, F(pretrain.target), "tokens", NOB, NOB, C_TARGET,
      "what masked patches predict: visual tokens from data.tokens, normalised pixels, or "
-     "tokens computed during training by the dVAE at tokenize.checkpoint"},
+     "tokens computed during training by the tokenizer at tokenize.checkpoint"},
 
     {"pretrain.pixel_norm_per_patch", T_BOOL, F(pretrain.pixel_norm_per_patch), "true", NOB, NOB, NULL,
      "target pixels: normalise each patch's targets by its own mean/std (MAE's norm_pix_loss); "
@@ -161,7 +161,8 @@ const key_spec cfg_keys[] = {
     {"tokenize.batch", T_INT, F(tokenize.batch), "256", INC(1), NOB, NULL,
      "images per tokenizer forward pass"},
     {"tokenize.checkpoint", T_STR, F(tokenize.checkpoint), "", NOB, NOB, NULL,
-     "dVAE checkpoint that tokenizes (also for pretrain.target tokens_online)"},
+     "tokenizer checkpoint: beit's dVAE (kind dvae) or DALL-E's encoder converted by "
+     "tools/import_dalle.py (kind dalle-encoder); also for pretrain.target tokens_online"},
 
     {"finetune.task", T_ENUM, F(finetune.task), "classification", NOB, NOB, C_FTTASK,
      "fine-tuning head: image classification or semantic segmentation"},

@@ -5,6 +5,7 @@
 #include "beit/error.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void vit_dims_from_config(vit_dims *d, const beit_config *c, int head) {
@@ -78,6 +79,8 @@ void model_from_checkpoint(ckpt_model *cm, ckpt_reader *r, model_kind kind, cons
         params_alloc(&cm->own_pt);
         cm->pt = &cm->own_pt;
         ckpt_load_params(r, cm->pt);
+        free(cm->own_pt.grad); /* forward only: no gradients (200+ MB at the released size) */
+        cm->own_pt.grad = NULL;
         if (max_batch > 0) dalle_alloc(&cm->dalle, max_batch);
         break;
     }
