@@ -32,5 +32,10 @@ crop_box crop_identity(int H, int W);
  * A box of integer position and exactly S x S is copied as is; the part of a box outside the
  * image (crop_sample_padded) reads zeros. */
 void crop_apply(float *dst, const uint8_t *src, int H, int W, int C, const crop_box *b, int S);
+/* The resize of a view: the antialiased bilinear filter of crop_apply, or PIL's Lanczos
+ * (image_resample_lanczos: BEiT's tokenizer view, second_interpolation 'lanczos'). */
+enum { RESIZE_BILINEAR = 0, RESIZE_LANCZOS = 1 };
+/* crop_apply with the given resize (the copy and padding rules are the same). */
+void crop_apply_resize(float *dst, const uint8_t *src, int H, int W, int C, const crop_box *b, int S, int resize);
 
 #endif

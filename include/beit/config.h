@@ -118,6 +118,10 @@ typedef struct {
         int temp_anneal_steps; /* 0 = the whole run */
     } dvae;
 
+    struct { /* DALL-E's encoder (dalle.h): what tools/import_dalle.py records in its checkpoint */
+        int group_count, n_hid, n_blk_per_group, in_chans, vocab_size, image_size;
+    } dalle;
+
     struct {
         int views, batch;
         char checkpoint[BEIT_CONFIG_STR];

@@ -41,6 +41,13 @@ void image_free(beit_image *im);
  * cropping would); only the image border clips it. */
 void image_resample(const uint8_t *src, int sh, int sw, int c, double x0, double y0, double x1, double y1, uint8_t *dst,
                     int dh, int dw);
+/* The same box resampled with PIL's Lanczos filter (a = 3, support widened by the downscale
+ * factor: antialiased) and PIL's arithmetic: 22-bit fixed-point weights, a horizontal pass
+ * over the rows the vertical pass reads rounded to bytes, then the vertical pass. The bytes
+ * equal PIL's Image.resize((dw, dh), Image.LANCZOS, box=(x0, y0, x1, y1)) on an 8-bit image
+ * (tests/io/lanczos.sh). Coordinates are float, as PIL's box. */
+void image_resample_lanczos(const uint8_t *src, int sh, int sw, int c, float x0, float y0, float x1, float y1,
+                            uint8_t *dst, int dh, int dw);
 /* Center-crop the largest square and resample it to s x s: the same picture as "resize the
  * shorter side to s, then center crop s x s", done in one pass. dst [s, s, c]. */
 void image_center_crop_resize(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int s);

@@ -6,6 +6,7 @@
 
 #include "beit/checkpoint.h"
 #include "beit/config.h"
+#include "beit/dalle.h"
 #include "beit/dvae.h"
 #include "beit/ftmodel.h"
 #include "beit/vit.h"
@@ -14,10 +15,12 @@
 void vit_dims_from_config(vit_dims *d, const beit_config *c, int head);
 /* The dVAE tokenizer of a job (dvae.*). */
 void dvae_dims_from_config(dvae_dims *d, const beit_config *c);
+/* DALL-E's encoder (dalle.*), as tools/import_dalle.py records it. */
+void dalle_dims_from_config(dalle_dims *d, const beit_config *c);
 
 /* What a checkpoint holds, from its kind. */
-typedef enum { MODEL_NONE = 0, MODEL_DVAE, MODEL_PRETRAIN, MODEL_FT_CLS, MODEL_FT_SEG } model_kind;
-/* "dvae", "beit-pretrain", FT_KIND_CLS, FT_KIND_SEG; anything else MODEL_NONE. */
+typedef enum { MODEL_NONE = 0, MODEL_DVAE, MODEL_PRETRAIN, MODEL_FT_CLS, MODEL_FT_SEG, MODEL_DALLE } model_kind;
+/* "dvae", "beit-pretrain", FT_KIND_CLS, FT_KIND_SEG, DALLE_KIND; anything else MODEL_NONE. */
 model_kind model_kind_of(const char *ckpt_kind);
 
 typedef struct {
@@ -29,6 +32,7 @@ typedef struct {
     vit_model vit;   /* MODEL_PRETRAIN: head from pretrain.target */
     ft_model ft;     /* MODEL_FT_CLS / MODEL_FT_SEG: head size from the checkpoint's head tensor */
     ckpt_norm norm;  /* the input normalisation recorded in the checkpoint (chans 0: none); also ft.norm */
+    dalle_model dalle; /* MODEL_DALLE: DALL-E's encoder (forward only) */
 } ckpt_model;
 
 /* Rebuild a model of the given kind from the job stored in the open checkpoint r (parsed under

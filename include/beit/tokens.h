@@ -9,9 +9,13 @@
  *   /<split>         attribute count (int64) = N
  *   root attributes: format, format_version, vocab_size, grid (h), views (K),
  *                    tokenizer_input (the side the tokenizer saw), image_height/width/channels
- *                    (of the store), tokenizer_sha256 (SHA-256 of the dVAE checkpoint file),
+ *                    (of the store), tokenizer_sha256 (SHA-256 of the tokenizer checkpoint file),
+ *                    tokenizer_kind (its kind: dvae, dalle-encoder), tokenizer_checkpoint (its
+ *                    path), tokenizer_resize (the view's resize: bilinear, lanczos),
+ *                    tokenizer_pixel_map (what the tokenizer applied to pixels in [0, 1]),
  *                    dataset_uuid (the store's uuid), dataset_path, config (resolved YAML),
- *                    created_by
+ *                    created_by. (The four tokenizer_* names after the hash are absent from
+ *                    stores written before they were recorded.)
  * Written collectively by every rank with parallel HDF5 into a temporary name and renamed
  * once every rank succeeded.
  *
@@ -77,6 +81,9 @@ typedef struct {
     int vocab, grid, views, tokenizer_input;
     int image_height, image_width, image_channels;
     const char *tokenizer_sha256, *dataset_uuid, *dataset_path, *config_yaml;
+    /* which tokenizer made the tokens and how its view was made (root attributes
+     * tokenizer_kind, tokenizer_checkpoint, tokenizer_resize, tokenizer_pixel_map) */
+    const char *tokenizer_kind, *tokenizer_checkpoint, *tokenizer_resize, *tokenizer_pixel_map;
 } tokens_meta;
 typedef struct tokens_writer tokens_writer;
 /* A file that cannot be created ends the job with BEIT_EXIT_IO naming the path. */

@@ -1,5 +1,5 @@
 /* beit tokenize: flags and the job, then tokenize_store (include/beit/tokenize.h) encodes every
- * split of a dataset store into visual tokens with a trained dVAE. */
+ * split of a dataset store into visual tokens with a tokenizer (beit's dVAE or DALL-E's encoder). */
 #include "beit/error.h"
 #include "beit/outfile.h"
 #include "beit/tokenize.h"
@@ -9,14 +9,16 @@
 #include <stdlib.h>
 
 static const char *USAGE =
-    "usage: beit tokenize -c JOB [--checkpoint DVAE.h5] [--data DATA.h5] [--tokens TOKENS.h5] [--force]\n"
+    "usage: beit tokenize -c JOB [--checkpoint TOKENIZER.h5] [--data DATA.h5] [--tokens TOKENS.h5] [--force]\n"
     "                     [--set KEY=VALUE]... [--seed S] [--log-every N]\n"
     "\n"
     "Encodes every split of the dataset store (data.path, or --data) into visual tokens with the\n"
-    "dVAE checkpoint (tokenize.checkpoint, or --checkpoint): tokenize.views views per image (view\n"
+    "tokenizer checkpoint (tokenize.checkpoint, or --checkpoint): beit's dVAE (kind dvae), or\n"
+    "DALL-E's encoder converted by tools/import_dalle.py (kind dalle-encoder; its views are\n"
+    "resized with PIL's Lanczos, as BEiT does). tokenize.views views per image (view\n"
     "0 = the stored image; views 1.. = random resized crops + flips from aug.*, drawn from the\n"
     "seed), tokenize.batch images per rank per step. The tokenizer is rebuilt from the config\n"
-    "stored in its checkpoint; dvae.* keys the job sets must agree with it. data.subset limits\n"
+    "stored in its checkpoint; dvae.* (dalle.*) keys the job sets must agree with it. data.subset limits\n"
     "each split to its first N images. All ranks write one HDF5 file (data.tokens, or --tokens)\n"
     "with parallel HDF5; it appears at its path only when complete. An existing token store is\n"
     "refused before any work (exit 2, the file left untouched) unless --force replaces it.\n"
@@ -32,7 +34,7 @@ static void set_str(beit_config *c, const char *key, const char *value) {
 int cmd_tokenize(int argc, char **argv) {
     const char *ckpt_path = NULL, *data_path = NULL, *tokens_path = NULL, *force = NULL;
     const extra_flag extra[] = {
-        {"--checkpoint", "FILE", "the dVAE checkpoint (tokenize.checkpoint)", &ckpt_path},
+        {"--checkpoint", "FILE", "the tokenizer checkpoint (tokenize.checkpoint)", &ckpt_path},
         {"--data", "FILE", "the dataset store to tokenize (data.path)", &data_path},
         {"--tokens", "FILE", "the token store to write (data.tokens)", &tokens_path},
         {"--force", NULL, "replace an existing token store", &force},

@@ -88,6 +88,10 @@ static void crop_copy(float *dst, const uint8_t *src, int H, int W, int C, int y
 }
 
 void crop_apply(float *dst, const uint8_t *src, int H, int W, int C, const crop_box *b, int S) {
+    crop_apply_resize(dst, src, H, W, C, b, S, RESIZE_BILINEAR);
+}
+
+void crop_apply_resize(float *dst, const uint8_t *src, int H, int W, int C, const crop_box *b, int S, int resize) {
     const int integral = b->y0 == floorf(b->y0) && b->x0 == floorf(b->x0);
     const int outside = b->y0 < 0 || b->x0 < 0 || b->y0 + b->h > (float)H || b->x0 + b->w > (float)W;
     /* no resampling: the stored image as is, or a padded crop of it at its own size */
@@ -104,7 +108,7 @@ void crop_apply(float *dst, const uint8_t *src, int H, int W, int C, const crop_
         crop_box q = *b;
         q.y0 += (float)m;
         q.x0 += (float)m;
-        crop_apply(dst, pad, Hp, Wp, C, &q, S);
+        crop_apply_resize(dst, pad, Hp, Wp, C, &q, S, resize);
         free(pad);
         return;
     }
@@ -113,7 +117,10 @@ void crop_apply(float *dst, const uint8_t *src, int H, int W, int C, const crop_
     uint8_t *tmp = NULL;
     if (!(whole && H == S && W == S)) { /* the stored image as is needs no resampling */
         tmp = xmalloc((size_t)S * S * C);
-        image_resample(src, H, W, C, b->x0, b->y0, (double)b->x0 + b->w, (double)b->y0 + b->h, tmp, S, S);
+        if (resize == RESIZE_LANCZOS)
+            image_resample_lanczos(src, H, W, C, b->x0, b->y0, b->x0 + b->w, b->y0 + b->h, tmp, S, S);
+        else
+            image_resample(src, H, W, C, b->x0, b->y0, (double)b->x0 + b->w, (double)b->y0 + b->h, tmp, S, S);
         im = tmp;
     }
     const float inv = 1.0f / 255.0f;

@@ -13,12 +13,22 @@
 static const char *const SUMMARY_KEYS[] = {"task",          "data.path",      "model.arch",      "model.img_size",
                                            "model.patch_size", "model.in_chans", "model.embed_dim", "model.depth",
                                            "model.num_heads", "model.vocab_size", "dvae.image_size", "dvae.vocab_size",
-                                           "train.global_batch", "train.epochs", NULL};
+                                           "train.global_batch", "train.epochs", "dalle.group_count",
+                                           "dalle.n_hid", "dalle.n_blk_per_group", "dalle.in_chans",
+                                           "dalle.vocab_size", "dalle.image_size", NULL};
+
+/* 1 when key belongs to another model than the checkpoint's kind (its defaults say nothing) */
+static int other_model(const char *key, const char *kind) {
+    const int dvae = !strcmp(kind, "dvae"), dalle = !strcmp(kind, "dalle-encoder");
+    if (!strncmp(key, "dalle.", 6)) return !dalle;
+    if (!strncmp(key, "dvae.", 5)) return !dvae;
+    if (!strncmp(key, "model.", 6)) return dvae || dalle;
+    return dalle && (!strncmp(key, "train.", 6) || !strncmp(key, "data.", 5)); /* a converted file: no run */
+}
 
 /* "section.key = value" of the summary keys found in the YAML text (the resolved config is
  * block style: top-level sections, two-space-indented keys) */
 static void print_config_summary(FILE *f, const char *yaml, const char *kind) {
-    const char *other = strcmp(kind, "dvae") == 0 ? "model." : "dvae."; /* the other model's defaults */
     char section[64] = "", line[512];
     int lines = 0, shown = 0;
     for (const char *p = yaml; p && *p;) {
@@ -40,7 +50,7 @@ static void print_config_summary(FILE *f, const char *yaml, const char *kind) {
         char full[160];
         snprintf(full, sizeof full, "%s%s%s", indent ? section : "", indent ? "." : "", key);
         for (int i = 0; SUMMARY_KEYS[i]; i++)
-            if (!strcmp(full, SUMMARY_KEYS[i]) && strncmp(full, other, strlen(other)) != 0) {
+            if (!strcmp(full, SUMMARY_KEYS[i]) && !other_model(full, kind)) {
                 fprintf(f, "%s%s = %s", !shown ? "  config       " : shown % 4 ? ", " : ",\n               ", full, val);
                 shown++;
                 break;

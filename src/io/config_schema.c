@@ -116,7 +116,7 @@ const key_spec cfg_keys[] = {
 
     {"pretrain.target", T_ENUM, F(pretrain.target), "tokens", NOB, NOB, C_TARGET,
      "what masked patches predict: visual tokens from data.tokens, normalised pixels, or "
-     "tokens computed during training by the dVAE at tokenize.checkpoint"},
+     "tokens computed during training by the tokenizer at tokenize.checkpoint"},
 
     {"pretrain.pixel_norm_per_patch", T_BOOL, F(pretrain.pixel_norm_per_patch), "true", NOB, NOB, NULL,
      "target pixels: normalise each patch's targets by its own mean/std (MAE's norm_pix_loss); "
@@ -144,12 +144,25 @@ const key_spec cfg_keys[] = {
     {"dvae.temp_anneal_steps", T_INT, F(dvae.temp_anneal_steps), "0", INC(0), NOB, NULL,
      "steps over which the temperature is annealed (0 = the whole run)"},
 
+    {"dalle.group_count", T_INT, F(dalle.group_count), "4", INC(1), INC(8), NULL,
+     "DALL-E encoder (a converted tokenizer): groups; each after the first halves the resolution"},
+    {"dalle.n_hid", T_INT, F(dalle.n_hid), "256", INC(4), NOB, NULL,
+     "DALL-E encoder: channels of the first group (group g has n_hid * 2^g)"},
+    {"dalle.n_blk_per_group", T_INT, F(dalle.n_blk_per_group), "2", INC(1), NOB, NULL,
+     "DALL-E encoder: residual blocks per group"},
+    {"dalle.in_chans", T_INT, F(dalle.in_chans), "3", INC(1), NOB, NULL, "DALL-E encoder: input channels"},
+    {"dalle.vocab_size", T_INT, F(dalle.vocab_size), "8192", INC(2), NOB, NULL,
+     "DALL-E encoder: codebook size"},
+    {"dalle.image_size", T_INT, F(dalle.image_size), "112", INC(1), NOB, NULL,
+     "DALL-E encoder: input side the tokenizer sees (tokens per side = this / 2^(group_count - 1))"},
+
     {"tokenize.views", T_INT, F(tokenize.views), "1", INC(1), NOB, NULL,
      "views tokenized per image"},
     {"tokenize.batch", T_INT, F(tokenize.batch), "256", INC(1), NOB, NULL,
      "images per tokenizer forward pass"},
     {"tokenize.checkpoint", T_STR, F(tokenize.checkpoint), "", NOB, NOB, NULL,
-     "dVAE checkpoint that tokenizes (also for pretrain.target tokens_online)"},
+     "tokenizer checkpoint: beit's dVAE (kind dvae) or DALL-E's encoder converted by "
+     "tools/import_dalle.py (kind dalle-encoder); also for pretrain.target tokens_online"},
 
     {"finetune.task", T_ENUM, F(finetune.task), "classification", NOB, NOB, C_FTTASK,
      "fine-tuning head: image classification or semantic segmentation"},

@@ -367,6 +367,114 @@ void image_resample(const uint8_t *src, int sh, int sw, int c, double x0, double
     free_coeffs(&cy);
 }
 
+/* ---- PIL's fixed-point resampling (Lanczos) ----------------------------------------------
+ * A transcription of the rules of Pillow's src/libImaging/Resample.c (python-pillow/Pillow,
+ * commit 01f132fb): precompute_coeffs, normalize_coeffs_8bpc and the two 8-bit passes, so
+ * that the bytes equal Image.resize(size, Image.LANCZOS, box) on 8-bit images. */
+
+#define PIL_PRECISION_BITS (32 - 8 - 2)
+
+static double pil_sinc(double x) {
+    if (x == 0.0) return 1.0;
+    x = x * 3.14159265358979323846; /* M_PI */
+    return sin(x) / x;
+}
+
+static double pil_lanczos(double x) { return -3.0 <= x && x < 3.0 ? pil_sinc(x) * pil_sinc(x / 3) : 0.0; }
+
+/* Fixed-point weights of output pixels [0, n_out) over input [0, n_in) for the box [in0, in1):
+ * bounds[2i] = first input, bounds[2i+1] = count, k[i*ksize + j]. Returns ksize. */
+static int pil_coeffs(int n_in, float in0, float in1, int n_out, int **boundsp, int32_t **kp) {
+    double scale = (double)(in1 - in0) / n_out, filterscale = scale < 1.0 ? 1.0 : scale;
+    double support = 3.0 * filterscale; /* Lanczos a = 3, widened by the downscale factor */
+    int ksize = (int)ceil(support) * 2 + 1;
+    double *kk = xcalloc((size_t)n_out * ksize, sizeof(double));
+    int *bounds = xmalloc((size_t)n_out * 2 * sizeof(int));
+    int32_t *k = xmalloc((size_t)n_out * ksize * sizeof(int32_t));
+    for (int xx = 0; xx < n_out; xx++) {
+        double center = in0 + (xx + 0.5) * scale, ww = 0.0, ss = 1.0 / filterscale;
+        int xmin = (int)(center - support + 0.5), xmax = (int)(center + support + 0.5); /* C truncation, as PIL */
+        if (xmin < 0) xmin = 0;
+        if (xmax > n_in) xmax = n_in;
+        xmax -= xmin;
+        double *w = kk + (size_t)xx * ksize;
+        for (int x = 0; x < xmax; x++) {
+            w[x] = pil_lanczos((x + xmin - center + 0.5) * ss);
+            ww += w[x];
+        }
+        for (int x = 0; x < xmax; x++)
+            if (ww != 0.0) w[x] /= ww;
+        bounds[2 * xx] = xmin;
+        bounds[2 * xx + 1] = xmax;
+    }
+    for (size_t i = 0; i < (size_t)n_out * ksize; i++)
+        k[i] = kk[i] < 0 ? (int32_t)(-0.5 + kk[i] * (1 << PIL_PRECISION_BITS))
+                         : (int32_t)(0.5 + kk[i] * (1 << PIL_PRECISION_BITS));
+    free(kk);
+    *boundsp = bounds;
+    *kp = k;
+    return ksize;
+}
+
+static uint8_t pil_clip8(int32_t ss) {
+    int32_t v = ss >> PIL_PRECISION_BITS; /* arithmetic shift, as PIL's lookup index */
+    return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
+
+void image_resample_lanczos(const uint8_t *src, int sh, int sw, int c, float x0, float y0, float x1, float y1,
+                            uint8_t *dst, int dh, int dw) {
+    const int need_h = dw != sw || x0 != 0.0f || x1 != (float)dw; /* PIL's tests, as written there */
+    const int need_v = dh != sh || y0 != 0.0f || y1 != (float)dh;
+    int *bv, *bh = NULL;
+    int32_t *kv, *kh = NULL;
+    int ksv = pil_coeffs(sh, y0, y1, dh, &bv, &kv), ksh = 0;
+    const int yfirst = bv[0], ylast = bv[2 * dh - 2] + bv[2 * dh - 1];
+    const uint8_t *in = src;
+    int in_w = sw;
+    uint8_t *tmp = NULL;
+    if (need_h) { /* horizontal pass over the source rows the vertical pass reads, rounded to bytes */
+        ksh = pil_coeffs(sw, x0, x1, dw, &bh, &kh);
+        for (int i = 0; i < dh; i++) bv[2 * i] -= yfirst;
+        tmp = xmalloc((size_t)(ylast - yfirst > 0 ? ylast - yfirst : 1) * dw * c);
+        for (int y = yfirst; y < ylast; y++) {
+            const uint8_t *row = src + (size_t)y * sw * c;
+            uint8_t *o = tmp + (size_t)(y - yfirst) * dw * c;
+            for (int xx = 0; xx < dw; xx++) {
+                const int xmin = bh[2 * xx], n = bh[2 * xx + 1];
+                const int32_t *k = kh + (size_t)xx * ksh;
+                for (int ch = 0; ch < c; ch++) {
+                    int32_t ss = 1 << (PIL_PRECISION_BITS - 1);
+                    for (int x = 0; x < n; x++) ss += row[(size_t)(x + xmin) * c + ch] * k[x];
+                    o[(size_t)xx * c + ch] = pil_clip8(ss);
+                }
+            }
+        }
+        in = tmp;
+        in_w = dw;
+    }
+    if (need_v) {
+        for (int yy = 0; yy < dh; yy++) {
+            const int ymin = bv[2 * yy], n = bv[2 * yy + 1];
+            const int32_t *k = kv + (size_t)yy * ksv;
+            uint8_t *o = dst + (size_t)yy * in_w * c;
+            for (size_t x = 0; x < (size_t)in_w * c; x++) {
+                int32_t ss = 1 << (PIL_PRECISION_BITS - 1);
+                for (int y = 0; y < n; y++) ss += in[(size_t)(y + ymin) * in_w * c + x] * k[y];
+                o[x] = pil_clip8(ss);
+            }
+        }
+    } else if (need_h) {
+        memcpy(dst, tmp, (size_t)dh * dw * c);
+    } else {
+        memcpy(dst, src, (size_t)dh * dw * c);
+    }
+    free(tmp);
+    free(bv);
+    free(kv);
+    free(bh);
+    free(kh);
+}
+
 void image_center_crop_resize(const uint8_t *src, int sh, int sw, int c, uint8_t *dst, int s) {
     int side = sh < sw ? sh : sw;
     double x0 = (sw - side) / 2.0, y0 = (sh - side) / 2.0;

@@ -126,6 +126,10 @@ tokens_writer *tokens_create(const char *final_path, const tokens_meta *meta, MP
     bad |= h5a_put_i32(f, "image_width", meta->image_width);
     bad |= h5a_put_i32(f, "image_channels", meta->image_channels);
     bad |= h5a_put_str(f, "tokenizer_sha256", meta->tokenizer_sha256);
+    bad |= h5a_put_str(f, "tokenizer_kind", meta->tokenizer_kind ? meta->tokenizer_kind : "");
+    bad |= h5a_put_str(f, "tokenizer_checkpoint", meta->tokenizer_checkpoint ? meta->tokenizer_checkpoint : "");
+    bad |= h5a_put_str(f, "tokenizer_resize", meta->tokenizer_resize ? meta->tokenizer_resize : "");
+    bad |= h5a_put_str(f, "tokenizer_pixel_map", meta->tokenizer_pixel_map ? meta->tokenizer_pixel_map : "");
     bad |= h5a_put_str(f, "dataset_uuid", meta->dataset_uuid);
     bad |= h5a_put_str(f, "dataset_path", meta->dataset_path);
     bad |= h5a_put_str(f, "config", meta->config_yaml);

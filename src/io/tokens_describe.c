@@ -71,8 +71,16 @@ int tokens_describe(FILE *f, const char *path, int verify) {
     fprintf(f, "  created_by   %s\n", created ? created : "(none)");
     fprintf(f, "  tokens       %d x %d per view, %d view%s per image, vocabulary %d (uint16)\n", tokens_grid(t),
             tokens_grid(t), tokens_views(t), tokens_views(t) == 1 ? "" : "s", tokens_vocab(t));
-    fprintf(f, "  tokenizer    input %d x %d, checkpoint sha256 %s\n", tokens_input_size(t), tokens_input_size(t),
-            tokens_tokenizer_sha256(t));
+    char *tkind = h5a_get_str(h, "tokenizer_kind"), *tck = h5a_get_str(h, "tokenizer_checkpoint");
+    char *tres = h5a_get_str(h, "tokenizer_resize"), *tmap = h5a_get_str(h, "tokenizer_pixel_map");
+    fprintf(f, "  tokenizer    %s, input %d x %d, checkpoint sha256 %s\n", tkind ? tkind : "(kind not recorded)",
+            tokens_input_size(t), tokens_input_size(t), tokens_tokenizer_sha256(t));
+    if (tck) fprintf(f, "               checkpoint %s\n", tck);
+    if (tres) fprintf(f, "               view: %s resize, pixels %s\n", tres, tmap ? tmap : "(not recorded)");
+    free(tkind);
+    free(tck);
+    free(tres);
+    free(tmap);
     fprintf(f, "  dataset      %s (uuid %s), images %d x %d x %d\n", dpath ? dpath : "(none)", tokens_dataset_uuid(t),
             tokens_image_height(t), tokens_image_width(t), tokens_image_channels(t));
     fprintf(f, "  splits      ");

@@ -5,6 +5,7 @@
 #include "beit/error.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void vit_dims_from_config(vit_dims *d, const beit_config *c, int head) {
@@ -34,11 +35,22 @@ void dvae_dims_from_config(dvae_dims *d, const beit_config *c) {
     d->recon = c->dvae.recon == BEIT_RECON_LOGIT_LAPLACE ? DVAE_LOGIT_LAPLACE : DVAE_MSE;
 }
 
+void dalle_dims_from_config(dalle_dims *d, const beit_config *c) {
+    memset(d, 0, sizeof *d);
+    d->group_count = c->dalle.group_count;
+    d->n_hid = c->dalle.n_hid;
+    d->n_blk_per_group = c->dalle.n_blk_per_group;
+    d->in_chans = c->dalle.in_chans;
+    d->vocab = c->dalle.vocab_size;
+    d->image_size = c->dalle.image_size;
+}
+
 model_kind model_kind_of(const char *k) {
     if (strcmp(k, "dvae") == 0) return MODEL_DVAE;
     if (strcmp(k, "beit-pretrain") == 0) return MODEL_PRETRAIN;
     if (strcmp(k, FT_KIND_CLS) == 0) return MODEL_FT_CLS;
     if (strcmp(k, FT_KIND_SEG) == 0) return MODEL_FT_SEG;
+    if (strcmp(k, DALLE_KIND) == 0) return MODEL_DALLE;
     return MODEL_NONE;
 }
 
@@ -58,6 +70,19 @@ void model_from_checkpoint(ckpt_model *cm, ckpt_reader *r, model_kind kind, cons
         cm->pt = &cm->own_pt;
         ckpt_load_params(r, cm->pt);
         if (max_batch > 0) dvae_alloc(&cm->dvae, max_batch);
+        break;
+    }
+    case MODEL_DALLE: {
+        dalle_dims dd;
+        dalle_dims_from_config(&dd, c);
+        params_init(&cm->own_pt);
+        dalle_build(&cm->dalle, &cm->own_pt, &dd);
+        params_alloc(&cm->own_pt);
+        cm->pt = &cm->own_pt;
+        ckpt_load_params(r, cm->pt);
+        free(cm->own_pt.grad); /* forward only: no gradients (200+ MB at the released size) */
+        cm->own_pt.grad = NULL;
+        if (max_batch > 0) dalle_alloc(&cm->dalle, max_batch);
         break;
     }
     case MODEL_PRETRAIN: {
@@ -92,6 +117,7 @@ void model_from_checkpoint(ckpt_model *cm, ckpt_reader *r, model_kind kind, cons
 void ckpt_model_free(ckpt_model *cm) {
     switch (cm->kind) {
     case MODEL_DVAE: dvae_free(&cm->dvae); break;
+    case MODEL_DALLE: dalle_free(&cm->dalle); break;
     case MODEL_PRETRAIN: vit_free(&cm->vit); break;
     case MODEL_FT_CLS:
     case MODEL_FT_SEG: ft_model_free(&cm->ft); break;

@@ -1,5 +1,6 @@
-/* The tokenization stage (include/beit/tokenize.h): a trained dVAE encodes K views of every
- * image of a store into one parallel-HDF5 token store. */
+/* The tokenization stage (include/beit/tokenize.h): a tokenizer (tokenizer.h: beit's dVAE or
+ * DALL-E's encoder) encodes K views of every image of a store into one parallel-HDF5 token
+ * store. */
 #include "beit/input.h"
 #include "beit/tokenize.h"
 
@@ -12,6 +13,7 @@
 #include "beit/reader.h"
 #include "beit/rng.h"
 #include "beit/store.h"
+#include "beit/tokenizer.h"
 #include "beit/tokens.h"
 
 #include <stdlib.h>
@@ -19,43 +21,45 @@
 
 static int grid_of(int image_size, int ngroups) { return image_size >> (ngroups - 1); }
 
-/* The tokenizer, as trained: the config stored in its checkpoint (cr, left open) gives its
- * dims; the dvae.* keys the job gives must describe it. */
-static void tokenizer_dims(dvae_dims *dd, ckpt_reader *cr, const beit_config *c, const char *src) {
-    ckpt_open(cr, c->tokenize.checkpoint);
-    if (strcmp(cr->kind, "dvae") != 0)
-        beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: a checkpoint of kind '%s', expected a dVAE tokenizer (kind 'dvae')",
-                        cr->path, cr->kind);
-    beit_config cc;
-    char *cname = xasprintf("%s (stored config)", cr->path);
-    config_load_string(&cc, cr->config_yaml, cname);
-    free(cname);
-    dvae_dims_from_config(dd, &cc);
-    const int S = dd->image_size, h = grid_of(dd->image_size, dd->ngroups), V = dd->vocab;
-    if (V > 65535)
-        beit_fatal_user(BEIT_EXIT_MISMATCH,
-                        "%s: vocab_size %d does not fit the token store's uint16 tokens (max 65535)", cr->path, V);
+/* The job's keys of the tokenizer's section (dvae.* for a dVAE, dalle.* for DALL-E's encoder)
+ * must describe the tokenizer t opened from path (its stored config is t->cm.c). */
+static void check_tokenizer(const tokenizer *t, const beit_config *c, const char *src, const char *path) {
+    const int S = t->S, h = t->h, V = t->V;
+    if (t->cm.kind == MODEL_DALLE) {
+        const beit_config *s = &t->cm.c;
+        if (config_key_given(c, "dalle.vocab_size") && c->dalle.vocab_size != V)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dalle.vocab_size = %d, but the tokenizer %s has vocab_size %d",
+                            src, c->dalle.vocab_size, path, V);
+        if (config_key_given(c, "dalle.image_size") && c->dalle.image_size != S)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dalle.image_size = %d, but the tokenizer %s takes %dx%d (%dx%d "
+                            "tokens; convert it again with --image-size to change that)",
+                            src, c->dalle.image_size, path, S, S, h, h);
+        if (config_key_given(c, "dalle.n_hid") && c->dalle.n_hid != s->dalle.n_hid)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dalle.n_hid = %d, but the tokenizer %s has n_hid %d", src,
+                            c->dalle.n_hid, path, s->dalle.n_hid);
+        return;
+    }
+    const dvae_dims *dd = &t->cm.dvae.d;
     if (config_key_given(c, "dvae.vocab_size") && c->dvae.vocab_size != V)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.vocab_size = %d, but the tokenizer %s has vocab_size %d", src,
-                        c->dvae.vocab_size, cr->path, V);
+                        c->dvae.vocab_size, path, V);
     if ((config_key_given(c, "dvae.image_size") || config_key_given(c, "dvae.widths")) &&
         grid_of(c->dvae.image_size, c->dvae.widths.n) != h)
         beit_fatal_user(BEIT_EXIT_MISMATCH,
                         "%s: dvae.image_size %d and %d widths give a %dx%d token grid, but the tokenizer %s gives "
                         "%dx%d (image_size %d, %d widths)",
                         src, c->dvae.image_size, c->dvae.widths.n, grid_of(c->dvae.image_size, c->dvae.widths.n),
-                        grid_of(c->dvae.image_size, c->dvae.widths.n), cr->path, h, h, S, dd->ngroups);
+                        grid_of(c->dvae.image_size, c->dvae.widths.n), path, h, h, S, dd->ngroups);
     if (config_key_given(c, "dvae.in_chans") && c->dvae.in_chans != dd->in_chans)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: dvae.in_chans = %d, but the tokenizer %s has in_chans %d", src,
-                        c->dvae.in_chans, cr->path, dd->in_chans);
+                        c->dvae.in_chans, path, dd->in_chans);
 }
 
 /* One pass over the store: the state every split shares. */
 typedef struct {
     const beit_config *c;
     const beit_dist *d;
-    dvae_model *m;
-    const param_table *pt;
+    tokenizer *tk;
     beit_store *st;
     tokens_writer *w;
     int H, W, C, S, P; /* image side and channels; tokenizer input side; tokens per view (h*h) */
@@ -84,7 +88,7 @@ static void make_views(tok_pass *p, int n) {
                 input_sample_crop(&b, H, W, c, &r);
             }
             size_t row = (size_t)i * K + v;
-            crop_apply(p->x + row * per, p->img8 + (size_t)i * bytes, H, W, C, &b, S);
+            tokenizer_view(p->tk, p->x + row * per, p->img8 + (size_t)i * bytes, H, W, C, &b);
             float *cb = p->crops + row * 5;
             cb[0] = b.y0, cb[1] = b.x0, cb[2] = b.h, cb[3] = b.w, cb[4] = (float)b.flip;
         }
@@ -96,7 +100,7 @@ static void make_views(tok_pass *p, int n) {
 static int64_t tokenize_split(tok_pass *p, const char *split, int64_t nsplit, int64_t done_before, double t0) {
     const beit_config *c = p->c;
     const int K = p->K, G = p->G;
-    const size_t per = (size_t)p->C * p->S * p->S, P = (size_t)p->P;
+    const size_t P = (size_t)p->P;
     beit_reader rd;
     reader_init(&rd, p->st, split, c->data.subset > 0 ? nsplit : 0, G, (uint64_t)c->seed, p->d->rank, p->d->size, 0);
     const int64_t N = reader_num_samples(&rd), steps = reader_steps_per_epoch(&rd);
@@ -106,10 +110,7 @@ static int64_t tokenize_split(tok_pass *p, const char *split, int64_t nsplit, in
     for (int64_t s = 0; s < steps; s++) {
         int n = reader_next(&rd, 0, s, p->img8, NULL, p->idx);
         make_views(p, n);
-        for (int a = 0; a < n * K; a += p->enc) {
-            int B = n * K - a < p->enc ? n * K - a : p->enc;
-            dvae_encode(p->m, p->pt, p->x + (size_t)a * per, B, p->tok + (size_t)a * P, NULL);
-        }
+        tokenizer_encode(p->tk, p->x, n * K, p->tok); /* in encoder batches of p->enc */
         for (size_t j = 0; j < (size_t)n * K * P; j++) p->tok16[j] = (uint16_t)p->tok[j];
         tokens_write_rows(p->w, n ? p->idx[0] : 0, n, p->tok16, p->crops); /* failures: tokens_commit reports */
 
@@ -129,14 +130,14 @@ static int64_t tokenize_split(tok_pass *p, const char *split, int64_t nsplit, in
 }
 
 /* The dataset must exist with its splits and fit the tokenizer. */
-static void check_store(const beit_config *c, beit_store *st, const dvae_dims *dd, const char *ckpt) {
-    const int H = store_height(st), W = store_width(st), C = store_channels(st), S = dd->image_size;
+static void check_store(const beit_config *c, beit_store *st, const tokenizer *t, const char *ckpt) {
+    const int H = store_height(st), W = store_width(st), C = store_channels(st), S = t->S;
     if (!store_has_split(st, c->data.split)) store_split_count(st, c->data.split); /* BEIT_EXIT_DATA naming it */
     if (config_key_given(c, "data.eval_split") && !store_has_split(st, c->data.eval_split))
         store_split_count(st, c->data.eval_split);
-    if (C != dd->in_chans)
+    if (C != t->C)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: images have %d channel%s, but the tokenizer %s takes in_chans %d",
-                        c->data.path, C, C == 1 ? "" : "s", ckpt, dd->in_chans);
+                        c->data.path, C, C == 1 ? "" : "s", ckpt, t->C);
     if (H < S || W < S)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: images are %dx%d, smaller than the tokenizer input %dx%d (%s)",
                         c->data.path, H, W, S, S, ckpt);
@@ -144,20 +145,14 @@ static void check_store(const beit_config *c, beit_store *st, const dvae_dims *d
 
 int tokenize_store(const beit_config *c, const char *src, const beit_dist *d) {
     const int K = c->tokenize.views;
-    ckpt_reader cr;
-    dvae_dims dd;
-    tokenizer_dims(&dd, &cr, c, src);
+    tokenizer tk;
+    tokenizer_open(&tk, c->tokenize.checkpoint, 65535); /* the store's uint16 tokens */
+    check_tokenizer(&tk, c, src, c->tokenize.checkpoint);
 
     beit_store *st = store_open(c->data.path, d->comm);
     const int H = store_height(st), W = store_width(st), C = store_channels(st);
-    check_store(c, st, &dd, cr.path);
-    ckpt_model cm;
-    char *cname = xasprintf("%s (stored config)", cr.path);
-    model_from_checkpoint(&cm, &cr, MODEL_DVAE, cname, 0);
-    free(cname);
-    ckpt_close(&cr);
-    dvae_model *m = &cm.dvae;
-    const int S = m->S, h = m->h, V = m->V;
+    check_store(c, st, &tk, c->tokenize.checkpoint);
+    const int S = tk.S, h = tk.h, V = tk.V;
     char sha[65] = {0};
     int sha_ok = 1;
     if (d->rank == 0) sha_ok = beit_sha256_file(c->tokenize.checkpoint, sha) == 0;
@@ -166,7 +161,7 @@ int tokenize_store(const beit_config *c, const char *src, const beit_dist *d) {
     dist_bcast(d, sha, sizeof sha, 0);
 
     /* ---- plan: per-rank slices, encoder batch within an activation budget ---- */
-    tok_pass p = {.c = c, .d = d, .m = m, .pt = cm.pt, .st = st, .H = H, .W = W, .C = C, .S = S, .P = h * h, .K = K,
+    tok_pass p = {.c = c, .d = d, .tk = &tk, .st = st, .H = H, .W = W, .C = C, .S = S, .P = h * h, .K = K,
                   .L = c->tokenize.batch, .G = c->tokenize.batch * d->size};
     int64_t nsplit[STORE_MAX_SPLITS];
     for (int i = 0; i < st->nsplits; i++) {
@@ -176,24 +171,22 @@ int tokenize_store(const beit_config *c, const char *src, const beit_dist *d) {
         p.total += n;
     }
     const int L = p.L; /* a rank's slice of a global batch of batch * ranks */
-    size_t per1 = dvae_activation_bytes(m, 2) - dvae_activation_bytes(m, 1);
     const size_t budget = (size_t)512 << 20;
-    int enc = per1 ? (int)(budget / per1) : L * K;
-    if (enc < 1) enc = 1;
-    if (enc > L * K) enc = L * K;
-    dvae_alloc(m, enc);
+    const int enc = tokenizer_batch_within(&tk, budget, L * K);
+    tokenizer_alloc(&tk, enc);
     p.enc = enc;
 
     char *yaml = config_to_yaml(c);
     beit_log("# resolved job (%s)\n%s", src, yaml);
-    beit_log("tokenizer %s: %dx%dx%d -> %dx%d tokens over V = %d (sha256 %.12s...)", c->tokenize.checkpoint, S, S,
-             m->C, h, h, V, sha);
+    beit_log("tokenizer %s (%s): %dx%dx%d views (%s resize) -> %dx%d tokens over V = %d (sha256 %.12s...)",
+             c->tokenize.checkpoint, tk.kind, S, S, tk.C, tk.resize_name, h, h, V, sha);
     beit_log("dataset %s: %d split%s, %lld images of %dx%dx%d; %d view%s each; %d rank%s x %d images per step "
              "(encoder batch %d)",
              c->data.path, st->nsplits, st->nsplits == 1 ? "" : "s", (long long)p.total, H, W, C, K, K == 1 ? "" : "s",
              d->size, d->size == 1 ? "" : "s", c->tokenize.batch, enc);
 
-    tokens_meta meta = {V, h, K, S, H, W, C, sha, store_uuid(st), c->data.path, yaml};
+    tokens_meta meta = {V, h, K, S, H, W, C, sha, store_uuid(st), c->data.path, yaml,
+                        tk.kind, c->tokenize.checkpoint, tk.resize_name, tk.pixel_map};
     p.w = tokens_create(c->data.tokens, &meta, d->comm);
 
     const size_t bytes = (size_t)H * W * C, per = (size_t)C * S * S, P = (size_t)h * h;
@@ -225,7 +218,7 @@ int tokenize_store(const beit_config *c, const char *src, const beit_dist *d) {
     free(p.tok);
     free(p.tok16);
     free(p.crops);
-    ckpt_model_free(&cm);
+    tokenizer_free(&tk);
     store_close(st);
     return rc;
 }

@@ -14,6 +14,7 @@
 #include "beit/rng.h"
 #include "beit/source.h"
 #include "beit/tasks.h"
+#include "beit/tokenizer.h"
 #include "beit/tokens.h"
 #include "beit/vit.h"
 
@@ -40,7 +41,7 @@ typedef struct {
     data_source src;
     token_store *tok; /* targets: tokens (NULL: pixels, online or synthetic) */
     int grid, nviews; /* token grid side, views per image in the store */
-    ckpt_model tokenizer; /* tokens_online: a frozen dVAE, rebuilt from its checkpoint */
+    tokenizer tk;         /* tokens_online: a frozen tokenizer (dVAE or DALL-E), from its checkpoint */
     int online;
     mask_params mp;
     int blockwise, head;  /* mask type; HEAD_TOKENS or HEAD_PIXELS */
@@ -52,7 +53,7 @@ typedef struct {
     int32_t *tokens;      /* [n,Np] the whole token grid of each sample */
     crop_box *crops;      /* [n] the crop of each sample */
     float *x;             /* [n,C,S,S] normalised model input */
-    float *xdv;           /* [C,Sd,Sd] one image for the online tokenizer */
+    float *xdv;           /* [n,C,Sd,Sd] the online tokenizer's views of the step */
     float *dp;            /* [L,2,micro] drop-path scales (attention, MLP branch) */
     float *pixt;          /* [micro*Np,K] pixel targets (HEAD_PIXELS; K = values per patch) */
     int32_t *tgt;         /* [n*Np] token targets of the masked positions, row-major */
@@ -99,13 +100,12 @@ static double pre_prepare(void *ctx, int64_t step) {
     const size_t per = (size_t)C * S * S, bytes = (size_t)t->src.H * t->src.W * C;
     for (int i = 0; i < t->n_local; i++) {
         crop_apply(t->x + i * per, t->img8 + i * bytes, t->src.H, t->src.W, C, &t->crops[i], S);
-        if (t->online) {
-            int Sd = t->tokenizer.dvae.S;
-            crop_apply(t->xdv, t->img8 + i * bytes, t->src.H, t->src.W, C, &t->crops[i], Sd);
-            dvae_encode(&t->tokenizer.dvae, t->tokenizer.pt, t->xdv, 1, t->tokens + (size_t)i * m->Np, NULL);
-        }
+        if (t->online) /* the same crop, as the tokenizer sees it (its resize) */
+            tokenizer_view(&t->tk, t->xdv + (size_t)i * C * t->tk.S * t->tk.S, t->img8 + i * bytes, t->src.H,
+                           t->src.W, C, &t->crops[i]);
         input_normalise(t->x + i * per, C, S, t->src.mean, t->src.std);
     }
+    if (t->online) tokenizer_encode(&t->tk, t->xdv, t->n_local, t->tokens);
     int masked = 0;
     for (size_t j = 0; j < (size_t)t->n_local * m->Np; j++) masked += t->mask[j];
     return (double)masked;
@@ -301,20 +301,28 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     }
     if (c->pretrain.target == BEIT_TARGET_TOKENS_ONLINE) {
         if (!c->tokenize.checkpoint[0])
-            beit_fatal_user(BEIT_EXIT_USAGE, "%s: tokens_online needs tokenize.checkpoint (a dVAE checkpoint)", o->source);
-        ckpt_reader r;
-        ckpt_open(&r, c->tokenize.checkpoint);
-        model_from_checkpoint(&t->tokenizer, &r, MODEL_DVAE, c->tokenize.checkpoint, 0);
-        ckpt_close(&r);
-        const dvae_model *dv = &t->tokenizer.dvae;
-        if (dv->V != vd.vocab || dv->h != m->gh)
+            beit_fatal_user(BEIT_EXIT_USAGE, "%s: tokens_online needs tokenize.checkpoint (a tokenizer: a dVAE or DALL-E encoder checkpoint)", o->source);
+        tokenizer_open(&t->tk, c->tokenize.checkpoint, 0);
+        const tokenizer *tk = &t->tk;
+        if (tk->V != vd.vocab || tk->h != m->gh)
             beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: tokenizer gives %dx%d tokens over V = %d, the model needs %dx%d over %d",
-                            c->tokenize.checkpoint, dv->h, dv->h, dv->V, m->gh, m->gw, vd.vocab);
-        dvae_alloc(&t->tokenizer.dvae, 1);
+                            c->tokenize.checkpoint, tk->h, tk->h, tk->V, m->gh, m->gw, vd.vocab);
+        if (tk->C != vd.in_chans)
+            beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: the tokenizer takes %d channels, model.in_chans = %d",
+                            c->tokenize.checkpoint, tk->C, vd.in_chans);
         t->online = 1;
-        t->xdv = xalloc_floats((size_t)dv->C * dv->S * dv->S);
     }
     t->local_max = source_local_max(&t->src);
+    if (t->online) {
+        /* beit's dVAE: one view per call, as always; DALL-E's encoder (50 GFLOP per view at
+         * 112x112): the step's views in batches within 512 MiB of activations */
+        const int B = t->tk.cm.kind == MODEL_DVAE ? 1 : tokenizer_batch_within(&t->tk, (size_t)512 << 20, t->local_max);
+        tokenizer_alloc(&t->tk, B);
+        t->xdv = xalloc_floats((size_t)t->local_max * t->tk.C * t->tk.S * t->tk.S);
+        beit_log("tokens_online: %s tokenizer %s, %dx%d views (%s resize) -> %dx%d tokens, %d view%s per forward",
+                 t->tk.kind, c->tokenize.checkpoint, t->tk.S, t->tk.S, t->tk.resize_name, t->tk.h, t->tk.h, B,
+                 B == 1 ? "" : "s");
+    }
     t->micro = c->train.micro_batch > 0 && c->train.micro_batch < t->local_max ? c->train.micro_batch : t->local_max;
     vit_alloc(m, t->micro);
     const size_t per = (size_t)vd.in_chans * ipow2(vd.img_size);
@@ -347,7 +355,7 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
     if (t->tok) tokens_close(t->tok);
     source_close(&t->src);
     if (t->online) {
-        ckpt_model_free(&t->tokenizer);
+        tokenizer_free(&t->tk);
         free(t->xdv);
     }
     free(t->img8); free(t->idx); free(t->views); free(t->crops); free(t->mask); free(t->tokens); free(t->tgt);

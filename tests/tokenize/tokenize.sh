@@ -270,7 +270,7 @@ with h5py.File(sys.argv[2] + "/big.h5", "r+") as f:
 PY
 run $BEIT tokenize -c "$T/tok.yaml" --checkpoint "$T/pre.h5" --tokens "$T/bad.h5"
 check "a checkpoint of kind beit-pretrain: exit 5 naming the kind" \
-  bash -c "[ $rc = 5 ] && grep -q \"kind 'beit-pretrain', expected a dVAE\" '$T/err'"
+  bash -c "[ $rc = 5 ] && grep -q \"kind 'beit-pretrain', expected a tokenizer\" '$T/err'"
 run $BEIT tokenize -c "$T/plain.yaml" --checkpoint "$T/big.h5" --tokens "$T/bad.h5"
 check "a tokenizer with V = 70000 (> uint16): exit 5" \
   bash -c "[ $rc = 5 ] && grep -q 'vocab_size 70000 does not fit.*65535' '$T/err'"
