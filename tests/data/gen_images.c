@@ -12,7 +12,11 @@
  *   truncpng:   mixed + dog/broken.png (a valid PNG header, the data cut off)
  *   garbage:    mixed + cat/garbage.jpg (text)
  *   truncjpg:   mixed + cat/c.jpg (the first 60% of a JPEG)
- *   emptyclass: mixed + an empty folder "empty" */
+ *   emptyclass: mixed + an empty folder "empty"
+ *   imagenet:   DIR/train = mixed; DIR/val = cat/v1.png RGB 8x8 (10,20,30), dog/v1.jpg gray
+ *               JPEG 8x8 value 60, zebra/v1.png RGB 8x8 (1,2,3), zebra/v2.png RGB 8x8 (4,5,6)
+ *   random SIDE NTRAIN NVAL NCLASS: DIR/{train,val}/cK/NNNN.jpg, RGB JPEGs of SIDE x SIDE
+ *               uniform noise (synth_pixel), NTRAIN resp. NVAL per class (the chain tests) */
 #include "beit/error.h"
 #include "beit/fsutil.h"
 #include "beit/image.h"
@@ -118,13 +122,66 @@ static void mixed(const char *d) {
     put_png(d, "top.png", buf, 4, 4, 3);
 }
 
+static void imagenet(const char *d) {
+    char *tr = p(d, "train");
+    mixed(tr);
+    free(tr);
+    uint8_t buf[8 * 8 * 3];
+    mk(d, "val/zebra");
+    mk(d, "val/dog");
+    mk(d, "val/cat");
+    const uint8_t cat[3] = {10, 20, 30}, z1[3] = {1, 2, 3}, z2[3] = {4, 5, 6}, g60 = 60;
+    solid(buf, 8, 8, 3, cat);
+    put_png(d, "val/cat/v1.png", buf, 8, 8, 3);
+    solid(buf, 8, 8, 1, &g60);
+    put_jpeg(d, "val/dog/v1.jpg", buf, 8, 8, 1);
+    solid(buf, 8, 8, 3, z1);
+    put_png(d, "val/zebra/v1.png", buf, 8, 8, 3);
+    solid(buf, 8, 8, 3, z2);
+    put_png(d, "val/zebra/v2.png", buf, 8, 8, 3);
+}
+
+static void random_tree(const char *d, int side, int ntrain, int nval, int nclass) {
+    uint8_t *buf = xmalloc((size_t)side * side * 3);
+    uint64_t seed = 1;
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < nclass; k++)
+            for (int i = 0; i < (s ? nval : ntrain); i++) {
+                for (int j = 0; j < side * side * 3; j++) buf[j] = synth_pixel(seed, j);
+                seed++;
+                char rel[96];
+                snprintf(rel, sizeof rel, "%s/c%d", s ? "val" : "train", k);
+                mk(d, rel);
+                snprintf(rel, sizeof rel, "%s/c%d/%04d.jpg", s ? "val" : "train", k, i);
+                put_jpeg(d, rel, buf, side, side, 3);
+            }
+    free(buf);
+}
+
 int main(int argc, char **argv) {
+    if (argc == 7 && !strcmp(argv[2], "random")) {
+        int v[4];
+        for (int i = 0; i < 4; i++) {
+            v[i] = atoi(argv[3 + i]);
+            if (v[i] < 1 || v[i] > 4096) {
+                fprintf(stderr, "gen_images: random: bad number %s\n", argv[3 + i]);
+                return 2;
+            }
+        }
+        beit_mkdir_p(argv[1]);
+        random_tree(argv[1], v[0], v[1], v[2], v[3]);
+        return 0;
+    }
     if (argc != 3) {
-        fprintf(stderr, "usage: gen_images DIR MODE\n");
+        fprintf(stderr, "usage: gen_images DIR MODE | gen_images DIR random SIDE NTRAIN NVAL NCLASS\n");
         return 2;
     }
     const char *d = argv[1], *m = argv[2];
     beit_mkdir_p(d);
+    if (!strcmp(m, "imagenet")) {
+        imagenet(d);
+        return 0;
+    }
     uint8_t buf[64 * 64 * 3];
     if (!strcmp(m, "gray")) {
         mk(d, "a");
