@@ -68,7 +68,7 @@ run $BEIT attn --checkpoint "$PRE" --data "$T/in.h5" --index 0,1 --ref 1,1 --ref
 check "beit attn of the pre-trained model: a PNG" bash -c "[ $rc = 0 ] && [ -s '$T/attn.png' ]"
 
 run $MPI -np 2 $BEIT probe -c "$J/probe-base.yaml" --init "$PRE" --out "$T/probe" --set data.path="$T/in.h5" $M \
-  --set finetune.probe_blocks=[1,2] --set train.global_batch=4 --set train.epochs=1
+  --set finetune.probe_blocks=[1,2] $SZ --set train.epochs=1
 check "probe-base.yaml (blocks 1, 2 of the tiny encoder, 1 epoch): one result per block" \
   bash -c "[ $rc = 0 ] && [ \$(grep -c '\"task\": \"probe\"' '$T/out') = 2 ]"
 
