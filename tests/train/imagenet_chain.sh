@@ -64,6 +64,18 @@ run $MPI -np 2 $BEIT eval --checkpoint "$T/ft/ckpt-00000002.h5" --data "$T/in.h5
 check "beit eval of the fine-tuned checkpoint: the test split, the same top-1 as the run's eval.json" \
   $PY -c "import json; a = json.loads(open('$T/out').read()); b = json.load(open('$T/ft/eval.json')); assert a['split'] == 'test' and a['n'] == 4 and a['top1'] == b['top1'], (a, b)"
 
+# peak resident memory (kB) of a command run without mpirun (stdout and stderr to $T/out, $T/err)
+maxrss_kb() {
+  $PY -c "import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stdout=open('$T/out', 'w'), stderr=open('$T/err', 'w'))
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss if r.returncode == 0 else -1)" "$@"
+}
+# the model allocates activations for the whole batch (ViT-B/224: ~150 MB per image): a batch
+# above the data (here 4096 images for 4) cost 1.1 GB for this tiny model before it was capped
+kb=$(maxrss_kb $BEIT eval --checkpoint "$T/ft/ckpt-00000002.h5" --data "$T/in.h5" --batch 4096)
+check "beit eval --batch 4096 on 4 images allocates for 4 (peak RSS $kb kB < 200 MB)" \
+  bash -c "[ $kb -gt 0 ] && [ $kb -lt 200000 ]"
+
 run $BEIT attn --checkpoint "$PRE" --data "$T/in.h5" --index 0,1 --ref 1,1 --ref 2,3 --png "$T/attn.png"
 check "beit attn of the pre-trained model: a PNG" bash -c "[ $rc = 0 ] && [ -s '$T/attn.png' ]"
 
@@ -71,6 +83,11 @@ run $MPI -np 2 $BEIT probe -c "$J/probe-base.yaml" --init "$PRE" --out "$T/probe
   --set finetune.probe_blocks=[1,2] $SZ --set train.epochs=1
 check "probe-base.yaml (blocks 1, 2 of the tiny encoder, 1 epoch): one result per block" \
   bash -c "[ $rc = 0 ] && [ \$(grep -c '\"task\": \"probe\"' '$T/out') = 2 ]"
+
+kb=$(maxrss_kb $BEIT probe -c "$J/probe-base.yaml" --init "$PRE" --out "$T/probe1" --set data.path="$T/in.h5" $M \
+  --set finetune.probe_blocks=[2] --set train.global_batch=4096 --set train.micro_batch=4096 --set train.epochs=1)
+check "beit probe with train.micro_batch 4096 on 8 images allocates for 8 (peak RSS $kb kB < 200 MB)" \
+  bash -c "[ $kb -gt 0 ] && [ $kb -lt 200000 ]"
 
 "$GEN" "$T/seg.h5" segstore 64 8 4 5
 run $MPI -np 2 $BEIT finetune -c "$J/segment-base.yaml" --init "$PRE" --out "$T/seg" --set data.path="$T/seg.h5" $M \
