@@ -47,6 +47,22 @@ typedef struct {
  * when test_fraction leaves o->split empty (the caller words that message). */
 int import_folder(const import_folder_opts *o);
 
+/* ---- an ImageNet-style root: ROOT/train and ROOT/val, one folder per class in each -------- */
+typedef struct {
+    const char *root;      /* holds train/ and val/ */
+    const char *out;       /* the store */
+    int size;              /* output side S in pixels, 1..4096 */
+    const char *val_split; /* the split val/ goes to: a name without '/', under 64 chars, not
+                              "train"; NULL: test */
+} import_imagenet_opts;
+
+/* train/ -> split train, val/ -> split val_split, decoded and resized as import_folder does.
+ * Both trees must hold the same class folders (labels 0..K-1 by sorted name, the same index in
+ * both splits); otherwise exit 3 naming the classes missing from either side (at most 10 per
+ * side). A val/ of loose images without class folders is refused with its own message. Channels:
+ * 1 if every image of both splits is grayscale, else 3. mean/std are over train only. Returns 0. */
+int import_imagenet(const import_imagenet_opts *o);
+
 /* ---- the segmentation mosaic of a Fashion-MNIST store (src/io/import_mosaic.c) ------------ */
 /* mosaic_build (mosaic.h), then the "wrote" line (counts read back from the store) and, with
  * a PNG, a line naming it. Returns 0. */

@@ -35,6 +35,7 @@ static void usage_data(FILE *f) {
                "subcommands:\n"
                "  import fashion-mnist   import the Fashion-MNIST IDX files (Debian dataset-fashion-mnist)\n"
                "  import folder          import a class-per-subfolder tree of PNG/JPEG images\n"
+               "  import imagenet        import ROOT/train and ROOT/val (class folders) as one store\n"
                "  mosaic                 build a segmentation store (per-pixel masks) from Fashion-MNIST\n"
                "  info                   describe any file beit writes (store, token store, checkpoint)\n"
                "\n"
@@ -43,15 +44,17 @@ static void usage_data(FILE *f) {
 }
 
 static void usage_import(FILE *f) {
-    fprintf(f, "usage: beit data import <fashion-mnist|folder> ... OUT.h5\n"
+    fprintf(f, "usage: beit data import <fashion-mnist|folder|imagenet> ... OUT.h5\n"
                "\n"
                "  beit data import fashion-mnist [--src DIR] [--expect-counts TRAIN:TEST|any] [--force] OUT.h5\n"
                "  beit data import folder DIR OUT.h5 --size S [--split-name NAME] [--test-fraction F] [--force]\n"
+               "  beit data import imagenet ROOT OUT.h5 --size S [--val-split NAME] [--force]\n"
                "\n"
                "The store is written to a temporary file next to OUT.h5 and renamed when complete:\n"
                "a failed or interrupted import leaves OUT.h5 as it was. An existing OUT.h5 is refused\n"
                "(exit 2, the file left untouched) unless --force replaces it; a store cannot gain a\n"
-               "split later: import every split in one run.\n"
+               "split later: import every split in one run (for a train/ and a val/ tree of the same\n"
+               "classes: import imagenet).\n"
                "\n"
                "example:\n"
                "  beit data import fashion-mnist data/fmnist.h5\n");
@@ -92,11 +95,33 @@ static void usage_folder(FILE *f) {
                "  --test-fraction F     hold out round(F * n) images of each class (fixed-seed random\n"
                "                        choice) as the split 'test' (default 0, 0 <= F < 1)\n"
                "  --force               replace an existing OUT.h5 (without it: exit 2, file untouched;\n"
-               "                        a split cannot be added to an existing store)\n"
+               "                        a split cannot be added to an existing store: for separate train\n"
+               "                        and validation trees use 'beit data import imagenet')\n"
                "  -h, --help            this text\n"
                "\n"
                "example:\n"
                "  beit data import folder ~/pets data/pets.h5 --size 64 --test-fraction 0.1\n");
+}
+
+static void usage_imagenet(FILE *f) {
+    fprintf(f, "usage: beit data import imagenet ROOT OUT.h5 --size S [--val-split NAME] [--force]\n"
+               "\n"
+               "ROOT holds train/ and val/, each with one subfolder per class (ImageNet's layout, with\n"
+               "the validation images sorted into class folders). Both go into one store: train/ ->\n"
+               "split train, val/ -> split test (or NAME). The class index is the sorted class-folder\n"
+               "names, the same for both splits: a class folder present in one tree and missing in the\n"
+               "other is an error naming it (exit 3). Images are decoded and resized as by 'import\n"
+               "folder' (center square, S x S, antialiased bilinear); channels 1 only if every image\n"
+               "is grayscale; the store's mean/std are computed over train only.\n"
+               "\n"
+               "flags:\n"
+               "  --size S              output side in pixels (required, 1..4096; 224 for the paper's jobs)\n"
+               "  --val-split NAME      split val/ goes to (default test, which the jobs evaluate on)\n"
+               "  --force               replace an existing OUT.h5 (without it: exit 2, file untouched)\n"
+               "  -h, --help            this text\n"
+               "\n"
+               "example:\n"
+               "  beit data import imagenet /data/imagenet data/imagenet.h5 --size 224\n");
 }
 
 static void usage_mosaic(FILE *f) {
@@ -215,7 +240,8 @@ static int data_import_folder(int argc, char **argv) {
                         cmd);
     /* an import writes a whole store: into an existing one it would drop the splits there */
     char *add = split ? xasprintf("adding split '%s' to an existing store is not supported: import every split in "
-                                  "one run, or write a new store (--force replaces the whole store).",
+                                  "one run ('beit data import imagenet' takes train/ and val/ trees), or write a new "
+                                  "store (--force replaces the whole store).",
                                   o.split)
                       : NULL;
     output_refuse_existing(cmd, o.out, force != NULL, add, MPI_COMM_WORLD);
@@ -225,6 +251,27 @@ static int data_import_folder(int argc, char **argv) {
         beit_fatal_user(BEIT_EXIT_USAGE, "%s: --test-fraction %g leaves split %s empty (expected a smaller fraction)",
                         cmd, o.test_fraction, o.split);
     return 0;
+}
+
+static int data_import_imagenet(int argc, char **argv) {
+    const char *cmd = "beit data import imagenet";
+    const char *size_s = NULL, *val = NULL, *force = NULL, *pos[2];
+    const extra_flag flags[] = {{"--size", "S", NULL, &size_s},
+                                {"--val-split", "NAME", NULL, &val},
+                                {"--force", NULL, NULL, &force},
+                                {0}};
+    int npos;
+    if (runopts_parse_args(cmd, argc, argv, flags, pos, 2, &npos, usage_imagenet)) return 0;
+    if (npos != 2) beit_fatal_user(BEIT_EXIT_USAGE, "%s: expected ROOT and OUT.h5 (see '%s --help')", cmd, cmd);
+    if (!size_s) beit_fatal_user(BEIT_EXIT_USAGE, "%s: --size is required (see '%s --help')", cmd, cmd);
+    import_imagenet_opts o = {.root = pos[0], .out = pos[1], .val_split = val ? val : "test"};
+    o.size = (int)runopts_int(cmd, "--size", size_s, 1, 4096);
+    if (!*o.val_split || strchr(o.val_split, '/') || strlen(o.val_split) >= 64 || !strcmp(o.val_split, "train"))
+        beit_fatal_user(BEIT_EXIT_USAGE, "%s: --val-split '%s' (expected a name other than train, without '/', "
+                        "under 64 chars)", cmd, o.val_split);
+    output_refuse_existing(cmd, o.out, force != NULL, NULL, MPI_COMM_WORLD);
+    if (beit_rank() != 0) return 0;
+    return import_imagenet(&o);
 }
 
 static int data_mosaic(int argc, char **argv) {
@@ -273,8 +320,9 @@ static int cmd_import(int argc, char **argv) {
     }
     if (!strcmp(what, "fashion-mnist")) return data_import_fmnist(argc - 1, argv + 1);
     if (!strcmp(what, "folder")) return data_import_folder(argc - 1, argv + 1);
-    beit_fatal_user(BEIT_EXIT_USAGE, "beit data import: unknown dataset kind '%s' (expected fashion-mnist or folder)",
-                    what);
+    if (!strcmp(what, "imagenet")) return data_import_imagenet(argc - 1, argv + 1);
+    beit_fatal_user(BEIT_EXIT_USAGE,
+                    "beit data import: unknown dataset kind '%s' (expected fashion-mnist, folder or imagenet)", what);
 }
 
 int cmd_data(int argc, char **argv) {

@@ -210,6 +210,15 @@ ckpt_eval_result eval_checkpoint(const char *ckpt, const char *data, const char 
                         "%s: a '%s' checkpoint has no classifier or decoder; beit eval takes a fine-tuned checkpoint "
                         "(kind %s or %s, from beit finetune)", ckpt, r.kind, FT_KIND_CLS, FT_KIND_SEG);
     res.seg = kind == MODEL_FT_SEG;
+    /* no batch above a rank's share of the split: the model allocates its activations for the
+     * whole batch (ViT-B/16 at 224: ~150 MB per image), so 64 for a handful of images would
+     * waste ~10 GB per rank */
+    beit_store *st = store_open(data, d->comm);
+    if (store_has_split(st, split)) {
+        int64_t share = (store_split_count(st, split) + d->size - 1) / d->size;
+        if (share >= 1 && share < batch) batch = (int)share;
+    }
+    store_close(st);
     ckpt_model cm;
     model_from_checkpoint(&cm, &r, kind, ckpt, batch);
     res.step = r.step;

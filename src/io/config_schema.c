@@ -188,7 +188,8 @@ const key_spec cfg_keys[] = {
      "samples per optimizer step, summed over all ranks"},
     {"train.micro_batch", T_INT, F(train.micro_batch), "0", INC(0), NOB, NULL,
      "samples per rank per forward/backward; smaller than global_batch / ranks accumulates "
-     "gradients (0 = global_batch / ranks, no accumulation)"},
+     "gradients (0 = global_batch / ranks, no accumulation); beit probe: images per rank per forward "
+     "while extracting features (0 = 64)"},
     {"train.log_every", T_INT, F(train.log_every), "10", INC(1), NOB, NULL, "steps between log lines"},
     {"train.ckpt_every", T_INT, F(train.ckpt_every), "0", INC(0), NOB, NULL,
      "steps between checkpoints (0 = only at the end)"},

@@ -94,10 +94,19 @@ int probe_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
     source_open(&probe_src, c, c->data.split, 1, 0, d, c->model.img_size, c->model.in_chans);
     if (probe_src.synthetic) beit_fatal_user(BEIT_EXIT_USAGE, "%s: the probe needs labelled data (data.path)", o->source);
     const int NC = probe_src.num_classes;
+    int64_t most = probe_src.n;
+    source_close(&probe_src);
+    source_open(&probe_src, c, c->data.eval_split, 1, 0, d, c->model.img_size, c->model.in_chans);
+    if (probe_src.n > most) most = probe_src.n;
     source_close(&probe_src);
 
+    /* images per rank per forward: train.micro_batch (default 64), at most a rank's share of
+     * the larger split (the activations are allocated for the whole batch: ~150 MB per image
+     * for ViT-B/16 at 224) */
+    int B = c->train.micro_batch > 0 ? c->train.micro_batch : 64;
+    if ((most + d->size - 1) / d->size < B) B = (int)((most + d->size - 1) / d->size);
+    if (B < 1) B = 1;
     ft_model f;
-    const int B = 64;
     ft_model_build(&f, c, 0, NC, B);
     if (strcmp(o->init, "none") != 0) ft_model_load_init(&f, o->init);
     const int L = f.m.d.depth, D = f.m.d.embed_dim, nb = c->finetune.probe_blocks.n;

@@ -92,7 +92,7 @@ uuid1=$(uuid_of "$T/o/val.h5")
 sha1=$(sha256sum <"$T/o/val.h5")
 run "$BEIT" data import folder "$T/mixed" "$T/o/val.h5" --size 4 --split-name test
 check "--split-name test into the existing store: exit 2, adding a split is not supported" \
-    eval '[ $rc -eq 2 ] && err_has "$T/o/val.h5 already exists: a beit dataset store (uuid $uuid1). It was left untouched; adding split '"'test'"' to an existing store is not supported: import every split in one run, or write a new store (--force replaces the whole store)."'
+    eval '[ $rc -eq 2 ] && err_has "$T/o/val.h5 already exists: a beit dataset store (uuid $uuid1). It was left untouched; adding split '"'test'"' to an existing store is not supported: import every split in one run ('"'beit data import imagenet'"' takes train/ and val/ trees), or write a new store (--force replaces the whole store)."'
 check "the refused import left the store byte-identical (sha256, uuid)" \
     eval '[ "$(sha256sum <"$T/o/val.h5")" = "$sha1" ] && [ "$(uuid_of "$T/o/val.h5")" = "$uuid1" ]'
 run "$BEIT" data import folder "$T/mixed" "$T/o/split.h5" --size 6 --test-fraction 0.5

@@ -12,10 +12,19 @@
  *   truncpng:   mixed + dog/broken.png (a valid PNG header, the data cut off)
  *   garbage:    mixed + cat/garbage.jpg (text)
  *   truncjpg:   mixed + cat/c.jpg (the first 60% of a JPEG)
- *   emptyclass: mixed + an empty folder "empty" */
+ *   emptyclass: mixed + an empty folder "empty"
+ *   imagenet:   DIR/train = mixed; DIR/val = cat/v1.png RGB 8x8 (10,20,30), dog/v1.jpg gray
+ *               JPEG 8x8 value 60, zebra/v1.png RGB 8x8 (1,2,3), zebra/v2.png RGB 8x8 (4,5,6)
+ *   random SIDE NTRAIN NVAL NCLASS: DIR/{train,val}/cK/NNNN.jpg, RGB JPEGs of SIDE x SIDE
+ *               uniform noise (synth_pixel), NTRAIN resp. NVAL per class (the chain tests)
+ *   segstore SIDE NTRAIN NTEST NCLASS: DIR is the path of a dataset store with per-pixel labels
+ *               (splits train and test, SIDE x SIDE x 3): each image is 4 horizontal bands, each
+ *               band one class of NCLASS drawn per sample, its pixels that class's colour plus
+ *               noise; the segmentation jobs' tests */
 #include "beit/error.h"
 #include "beit/fsutil.h"
 #include "beit/image.h"
+#include "beit/store.h"
 #include "synth.h"
 
 #include <jpeglib.h>
@@ -118,13 +127,114 @@ static void mixed(const char *d) {
     put_png(d, "top.png", buf, 4, 4, 3);
 }
 
+static void imagenet(const char *d) {
+    char *tr = p(d, "train");
+    mixed(tr);
+    free(tr);
+    uint8_t buf[8 * 8 * 3];
+    mk(d, "val/zebra");
+    mk(d, "val/dog");
+    mk(d, "val/cat");
+    const uint8_t cat[3] = {10, 20, 30}, z1[3] = {1, 2, 3}, z2[3] = {4, 5, 6}, g60 = 60;
+    solid(buf, 8, 8, 3, cat);
+    put_png(d, "val/cat/v1.png", buf, 8, 8, 3);
+    solid(buf, 8, 8, 1, &g60);
+    put_jpeg(d, "val/dog/v1.jpg", buf, 8, 8, 1);
+    solid(buf, 8, 8, 3, z1);
+    put_png(d, "val/zebra/v1.png", buf, 8, 8, 3);
+    solid(buf, 8, 8, 3, z2);
+    put_png(d, "val/zebra/v2.png", buf, 8, 8, 3);
+}
+
+static void random_tree(const char *d, int side, int ntrain, int nval, int nclass) {
+    uint8_t *buf = xmalloc((size_t)side * side * 3);
+    uint64_t seed = 1;
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < nclass; k++)
+            for (int i = 0; i < (s ? nval : ntrain); i++) {
+                for (int j = 0; j < side * side * 3; j++) buf[j] = synth_pixel(seed, j);
+                seed++;
+                char rel[96];
+                snprintf(rel, sizeof rel, "%s/c%d", s ? "val" : "train", k);
+                mk(d, rel);
+                snprintf(rel, sizeof rel, "%s/c%d/%04d.jpg", s ? "val" : "train", k, i);
+                put_jpeg(d, rel, buf, side, side, 3);
+            }
+    free(buf);
+}
+
+static void segstore(const char *path, int side, int ntrain, int ntest, int nclass) {
+    char **names = xmalloc((size_t)nclass * sizeof *names);
+    for (int k = 0; k < nclass; k++) names[k] = xasprintf("class%d", k);
+    beit_store_meta meta = {.source = "gen_images segstore", .height = side, .width = side, .channels = 3,
+                            .num_classes = nclass, .class_names = (const char *const *)names,
+                            .stats_split = "train", .pixel_labels = 1};
+    beit_store_writer *w = store_create(path, &meta);
+    uint8_t *img = xmalloc((size_t)side * side * 3), *mask = xmalloc((size_t)side * side);
+    for (int s = 0; s < 2; s++) {
+        int n = s ? ntest : ntrain;
+        store_begin_split(w, s ? "test" : "train", n);
+        for (int i = 0; i < n; i++) {
+            int64_t id = (int64_t)s * 100000 + i;
+            int band[4];
+            for (int b = 0; b < 4; b++) band[b] = synth_pixel(id, 1000000 + b) % nclass;
+            for (int y = 0; y < side; y++)
+                for (int x = 0; x < side; x++) {
+                    int k = band[y * 4 / side], q = y * side + x;
+                    mask[q] = (uint8_t)k;
+                    for (int ch = 0; ch < 3; ch++)
+                        img[(size_t)q * 3 + ch] = (uint8_t)((k * 97 + ch * 50) % 200 + synth_pixel(id, q * 3 + ch) % 56);
+                }
+            int32_t label = band[0];
+            store_append(w, img, &label, 1);
+            store_append_masks(w, mask, 1);
+        }
+        store_end_split(w);
+    }
+    store_commit(w);
+    for (int k = 0; k < nclass; k++) free(names[k]);
+    free(names);
+    free(img);
+    free(mask);
+}
+
 int main(int argc, char **argv) {
+    if (argc == 7 && !strcmp(argv[2], "segstore")) {
+        int v[4];
+        for (int i = 0; i < 4; i++) {
+            v[i] = atoi(argv[3 + i]);
+            if (v[i] < 1 || v[i] > 4096 || (i == 3 && v[i] > 256)) {
+                fprintf(stderr, "gen_images: segstore: bad number %s\n", argv[3 + i]);
+                return 2;
+            }
+        }
+        segstore(argv[1], v[0], v[1], v[2], v[3]);
+        return 0;
+    }
+    if (argc == 7 && !strcmp(argv[2], "random")) {
+        int v[4];
+        for (int i = 0; i < 4; i++) {
+            v[i] = atoi(argv[3 + i]);
+            if (v[i] < 1 || v[i] > 4096) {
+                fprintf(stderr, "gen_images: random: bad number %s\n", argv[3 + i]);
+                return 2;
+            }
+        }
+        beit_mkdir_p(argv[1]);
+        random_tree(argv[1], v[0], v[1], v[2], v[3]);
+        return 0;
+    }
     if (argc != 3) {
-        fprintf(stderr, "usage: gen_images DIR MODE\n");
+        fprintf(stderr, "usage: gen_images DIR MODE | gen_images DIR random SIDE NTRAIN NVAL NCLASS\n"
+                        "       gen_images STORE.h5 segstore SIDE NTRAIN NTEST NCLASS\n");
         return 2;
     }
     const char *d = argv[1], *m = argv[2];
     beit_mkdir_p(d);
+    if (!strcmp(m, "imagenet")) {
+        imagenet(d);
+        return 0;
+    }
     uint8_t buf[64 * 64 * 3];
     if (!strcmp(m, "gray")) {
         mk(d, "a");
