@@ -146,54 +146,14 @@ static int probe_errno(const char *path, int create) {
 }
 
 /* Parallel-HDF5 calls below are collective (every rank calls them in the same order with the
- * same arguments), the dataset writes included: parallel HDF5 writes filtered (checksummed)
- * datasets only collectively. A failure on one rank never makes it skip a collective call: it
- * is remembered and agreed on with the others. */
-
-/* Chunked with HDF5's Fletcher32 filter, so a damaged chunk fails its read. A tensor is one
- * chunk; the flat optimizer datasets are cut into chunks of CKPT_FLAT_CHUNK floats. */
-#define CKPT_FLAT_CHUNK ((hsize_t)1 << 20)
-static hid_t checksummed_dcpl(int ndim, const hsize_t *dims) {
-    hid_t dcpl = H5_CHECK(H5Pcreate(H5P_DATASET_CREATE));
-    hsize_t chunk[8], n = 1;
-    for (int k = 0; k < ndim; k++) {
-        chunk[k] = dims[k];
-        n *= dims[k];
-    }
-    if (n == 0) return dcpl; /* nothing to protect; chunks cannot be empty */
-    if (ndim == 1 && chunk[0] > CKPT_FLAT_CHUNK) { /* equal chunks: a short last one would be stored whole */
-        hsize_t nc = (chunk[0] + CKPT_FLAT_CHUNK - 1) / CKPT_FLAT_CHUNK;
-        chunk[0] = (chunk[0] + nc - 1) / nc;
-    }
-    H5_CHECK(H5Pset_chunk(dcpl, ndim, chunk));
-    H5_CHECK(H5Pset_fletcher32(dcpl));
-    return dcpl;
-}
-
-static hid_t create_typed(wctx *w, hid_t group, const char *name, hid_t type, int ndim, const hsize_t *dims) {
+ * same arguments) except the parameter writes, which are independent. A failure on one rank
+ * never makes it skip a collective call: it is remembered and agreed on with the others. */
+static hid_t create_dataset(wctx *w, hid_t group, const char *name, int ndim, const hsize_t *dims) {
     hid_t s = H5Screate_simple(ndim, dims, NULL);
-    hid_t dcpl = checksummed_dcpl(ndim, dims);
-    hid_t ds = H5Dcreate2(group, name, type, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t ds = H5Dcreate2(group, name, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     WD(w, ds, "creating dataset %s", name);
-    H5Pclose(dcpl);
     H5Sclose(s);
     return ds;
-}
-
-static hid_t create_dataset(wctx *w, hid_t group, const char *name, int ndim, const hsize_t *dims) {
-    return create_typed(w, group, name, H5T_IEEE_F32LE, ndim, dims);
-}
-
-/* One collective write of a whole dataset by rank `writer`; the other ranks select nothing. */
-static herr_t write_by_one(hid_t ds, hid_t mtype, hid_t dxpl, int writer, const beit_dist *d, const void *buf) {
-    if (d->rank == writer) return H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, dxpl, buf);
-    hid_t fs = H5Dget_space(ds), ms = H5Scopy(fs);
-    H5Sselect_none(fs);
-    H5Sselect_none(ms);
-    herr_t rc = H5Dwrite(ds, mtype, ms, fs, dxpl, buf);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    return rc;
 }
 
 /* select the ranges in a 1-D file space of `total` floats and a 1-D memory space */
@@ -261,14 +221,10 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
             psum[i] = ckpt_checksum(pt->data + pt->t[i].offset, pt->t[i].numel, 0);
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, psum, pt->n, MPI_UINT64_T, MPI_SUM, d->comm));
 
-    /* the parameters, once: tensor by tensor, each in one collective write whose data come
-     * from one rank (the ranks take turns, spreading the bytes) */
-    hid_t dxpl = H5_CHECK(H5Pcreate(H5P_DATASET_XFER));
-    H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+    /* the parameters, once: tensor by tensor, each written by one rank (independent I/O) */
     hid_t gp = H5Gcreate2(f, "params", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     W(w, gp);
-    int all_ok = dist_all_ok(d, gp >= 0);
-    for (int i = 0; i < pt->n && all_ok; i++) {
+    for (int i = 0; i < pt->n && gp >= 0; i++) {
         const param_info *p = &pt->t[i];
         hsize_t dims[PARAM_MAX_DIMS];
         for (int k = 0; k < p->ndim; k++) dims[k] = (hsize_t)p->shape[k];
@@ -276,16 +232,10 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
         if (ds >= 0)
             WD(w, h5a_put(ds, "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, 0, 1, &psum[i]),
                "writing the checksum of /params/%s", p->name);
-        /* a collective write needs every rank */
-        if ((all_ok = dist_all_ok(d, ds >= 0)))
-            WD(w, write_by_one(ds, H5T_NATIVE_FLOAT, dxpl, tensor_writer(p, pt->total, d->size), d,
-                               pt->data + p->offset),
+        if (ds >= 0 && tensor_writer(p, pt->total, d->size) == d->rank)
+            WD(w, H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, pt->data + p->offset),
                "writing /params/%s", p->name);
         if (ds >= 0) H5Dclose(ds);
-    }
-    if (!all_ok && !w->failed) {
-        w->failed = 1;
-        snprintf(w->what, sizeof w->what, "creating a dataset of /params failed on another rank");
     }
     if (gp >= 0) H5Gclose(gp);
     free(psum);
@@ -303,9 +253,12 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
         hid_t dm = -1, dv = -1;
         if (go >= 0) {
             hsize_t cd[2] = {(hsize_t)pt->n, 2};
-            hid_t dc = create_typed(w, go, "checksums", H5T_STD_U64LE, 2, cd);
-            if (dist_all_ok(d, dc >= 0) && pt->n > 0) /* small: rank 0's data */
-                WD(w, write_by_one(dc, H5T_NATIVE_UINT64, dxpl, 0, d, osum), "writing /optim/checksums");
+            hid_t cs = H5Screate_simple(2, cd, NULL);
+            hid_t dc = H5Dcreate2(go, "checksums", H5T_STD_U64LE, cs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            WD(w, dc, "creating dataset checksums");
+            H5Sclose(cs);
+            if (dc >= 0 && d->rank == 0 && pt->n > 0) /* small: one rank writes it (independent I/O) */
+                WD(w, H5Dwrite(dc, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, osum), "writing /optim/checksums");
             if (dc >= 0) H5Dclose(dc);
             char *layout = layout_string(pt);
             W(w, h5a_put_str(go, "layout", "flat"));
@@ -319,6 +272,8 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
         }
         /* a collective write needs every rank: go ahead only if all have their datasets */
         if (dist_all_ok(d, go >= 0 && dm >= 0 && dv >= 0)) {
+            hid_t dxpl = H5_CHECK(H5Pcreate(H5P_DATASET_XFER));
+            H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
             hsize_t n = pt->total, me = mem_extent(opt);
             hid_t fs = H5Screate_simple(1, &n, NULL), ms = H5Screate_simple(1, &me, NULL);
             select_ranges(fs, ms, opt);
@@ -326,6 +281,7 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
             WD(w, H5Dwrite(dv, H5T_NATIVE_FLOAT, ms, fs, dxpl, opt->v), "writing /optim/exp_avg_sq_flat");
             H5Sclose(fs);
             H5Sclose(ms);
+            H5Pclose(dxpl);
         } else if (!w->failed) {
             w->failed = 1;
             snprintf(w->what, sizeof w->what, "creating /optim failed on another rank");
@@ -335,7 +291,6 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
         if (go >= 0) H5Gclose(go);
         free(osum);
     }
-    H5Pclose(dxpl);
     /* written last: a file at a checkpoint's name without it is incomplete */
     W(w, h5a_put_i64(f, "complete", 1));
     WD(w, H5Fclose(f), "closing (flushing) the file"); /* collective: flushes metadata and data */
