@@ -146,6 +146,8 @@ static void print_dataset_line(FILE *f, hid_t d, const char *path) {
                 o += (size_t)snprintf(filters + o, sizeof filters - o, "%sdeflate(%u)", i ? "+" : "", cd[0]);
             else if (id == H5Z_FILTER_SHUFFLE)
                 o += (size_t)snprintf(filters + o, sizeof filters - o, "%sshuffle", i ? "+" : "");
+            else if (id == H5Z_FILTER_FLETCHER32)
+                o += (size_t)snprintf(filters + o, sizeof filters - o, "%sfletcher32", i ? "+" : "");
             else o += (size_t)snprintf(filters + o, sizeof filters - o, "%sfilter%d", i ? "+" : "", (int)id);
         }
     }

@@ -501,5 +501,9 @@ void store_read_masks(beit_store *s, const char *split, const int64_t *indices, 
 void store_read_labels(beit_store *s, const char *split, int32_t *labels) {
     beit_store_split *sp = need_split(s, split);
     if (sp->count == 0) return;
-    H5_CHECK(H5Dread(sp->labels, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels));
+    if (H5Dread(sp->labels, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, labels) < 0) {
+        H5Eprint2(H5E_DEFAULT, stderr);
+        beit_fatal_user(BEIT_EXIT_DATA, "%s: cannot read /%s/labels (a damaged chunk fails its checksum; expected a "
+                        "readable store)", s->path, split);
+    }
 }

@@ -142,6 +142,8 @@ static hid_t make_dcpl(beit_store_writer *w, int rank, const hsize_t *chunk) {
      * the same (int32 labels do benefit) */
     W_CHECK(w, H5Pset_shuffle(p));
     W_CHECK(w, H5Pset_deflate(p, DEFLATE_LEVEL));
+    /* last: the checksum covers the compressed bytes on disk, so a damaged chunk fails its read */
+    W_CHECK(w, H5Pset_fletcher32(p));
     return p;
 }
 

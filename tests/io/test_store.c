@@ -165,9 +165,13 @@ static void test_store_roundtrip(void) {
     H5Z_filter_t f0 = H5Pget_filter2(dcpl, 0, &flags, &ncd, cdv, 0, NULL, NULL);
     ncd = 4;
     H5Z_filter_t f1 = H5Pget_filter2(dcpl, 1, &flags, &ncd, cdv, 0, NULL, NULL);
-    t_ok(cd[0] == (1u << 20) / ib && cd[1] == SH && nf == 2 && f0 == H5Z_FILTER_SHUFFLE && f1 == H5Z_FILTER_DEFLATE &&
-             cdv[0] == 4,
-         "layout: /train/images chunks of %llu images (<= 1 MiB), shuffle + deflate(4)", (unsigned long long)cd[0]);
+    unsigned level = cdv[0];
+    ncd = 4;
+    H5Z_filter_t f2 = H5Pget_filter2(dcpl, 2, &flags, &ncd, cdv, 0, NULL, NULL);
+    t_ok(cd[0] == (1u << 20) / ib && cd[1] == SH && nf == 3 && f0 == H5Z_FILTER_SHUFFLE && f1 == H5Z_FILTER_DEFLATE &&
+             level == 4 && f2 == H5Z_FILTER_FLETCHER32,
+         "layout: /train/images chunks of %llu images (<= 1 MiB), shuffle + deflate(4) + fletcher32",
+         (unsigned long long)cd[0]);
     H5Pclose(dcpl);
     H5Dclose(d);
     H5Fclose(f);

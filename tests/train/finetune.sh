@@ -89,6 +89,27 @@ assert len(b) == 8 and a == b, (a, b)
 PY
 run $BEIT finetune -c "$T/ft.yaml" --init none --out "$T/scratch" --steps 3 --set finetune.layer_decay=1.0
 check "finetune --init none (the no-pre-training baseline) runs" bash -c "[ $rc = 0 ] && grep -q 'init: none' '$T/out'"
+
+# Fine-tuning learns: a tiny ViT from scratch (learned absolute position embeddings, no
+# augmentation, no drop-path) on 2048 training images, 128 steps of 64 (4 epochs). Measured
+# over seeds 1-3: training loss (mean of the last 10 steps / the first 10) x 0.72-0.77, test
+# top-1 43-50% (chance 10%); with optim.lr=0: x 1.000 and 4% (the check fails).
+cat > "$T/learn.yaml" <<YAML
+task: finetune
+data: {path: $T/fm.h5, subset: 2048}
+aug: {enable: false}
+model: {arch: vit, img_size: 28, patch_size: 4, in_chans: 1, embed_dim: 24, depth: 2, num_heads: 3, drop_path: 0}
+finetune: {task: classification, layer_decay: 1.0, label_smoothing: 0.1}
+train: {epochs: 4, global_batch: 64, log_every: 1}
+optim: {lr: 5.0e-3, warmup_steps: 4}
+YAML
+run $BEIT finetune -c "$T/learn.yaml" --init none --out "$T/learn" --steps 128 --set seed=1
+check "fine-tuning learns: training loss (mean of the last 10 steps) < 0.85 x the first 10; test top-1 >= 30% (3x chance)" \
+    bash -c "[ $rc = 0 ] && $PY -c \"
+import json; r = [json.loads(l) for l in open('$T/learn/metrics.jsonl')]; e = json.load(open('$T/learn/eval.json'))
+a = sum(x['loss'] for x in r[:10]) / 10; b = sum(x['loss'] for x in r[-10:]) / 10
+print('# %d steps: loss %.4f -> %.4f (x %.3f); test top-1 %.2f%% on %d' % (r[-1]['step'], a, b, b / a, 100 * e['top1'], e['n']))
+assert len(r) == 128 and r[-1]['step'] == 128 and b < 0.85 * a and e['n'] == 10000 and e['top1'] >= 0.30\""
 run $BEIT finetune -c "$T/ft.yaml" --out "$T/noinit" --steps 1
 check "finetune without --init: exit 2 saying what to give" bash -c "[ $rc = 2 ] && grep -q -- \"--init is required\" '$T/err'"
 
