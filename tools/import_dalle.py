@@ -36,6 +36,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "torchref"))
 import dalle_encoder as twin  # noqa: E402
+from weights_io import ckpt_checksum  # noqa: E402  (the same per-tensor checksum as import_torch.py)
 
 KIND = "dalle-encoder"
 FORMAT, FORMAT_VERSION = "beit-checkpoint", 3
@@ -119,27 +120,6 @@ def dims_of(sd, path):
 
 
 # ---- beit's checksums (src/io/checkpoint.c ckpt_checksum, src/core/params.c params_checksum) --
-M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-def _mix64(z):
-    """splitmix64's finaliser on a uint64 array (arithmetic mod 2^64)."""
-    with np.errstate(over="ignore"):
-        z = z + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
-
-
-def ckpt_checksum(x):
-    """sum mod 2^64 over i of mix64(i << 32 | float bits of x[i]) (first = 0)."""
-    bits = np.ascontiguousarray(x, dtype=np.float32).reshape(-1).view(np.uint32).astype(np.uint64)
-    s = 0
-    step = 1 << 22
-    for a in range(0, bits.size, step):
-        i = np.arange(a, min(a + step, bits.size), dtype=np.uint64)
-        s = (s + int(_mix64((i << np.uint64(32)) | bits[a:a + step]).sum(dtype=np.uint64))) & 0xFFFFFFFFFFFFFFFF
-    return s
 
 
 def params_checksum(arrays):
