@@ -181,12 +181,6 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
                       const beit_dist *d) {
     hid_t fapl = H5_CHECK(H5Pcreate(H5P_FILE_ACCESS));
     H5_CHECK(H5Pset_fapl_mpio(fapl, d->comm, MPI_INFO_NULL));
-    /* metadata at scale: every rank does the same metadata operations here (creates,
-     * attributes), so they can be collective: reads are done once and broadcast, and the
-     * metadata cache is flushed in one collective write instead of many small independent ones
-     * from every rank (the default), which at hundreds of ranks is a storm of small writes */
-    H5_CHECK(H5Pset_all_coll_metadata_ops(fapl, 1));
-    H5_CHECK(H5Pset_coll_metadata_write(fapl, 1));
     hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     WD(w, f, "creating the file");
