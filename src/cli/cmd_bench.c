@@ -15,6 +15,12 @@
  *       B images per rank (default 64) from the job's dVAE (dvae.*, random init weights) on the
  *       job's data (data=synthetic for generated images), N times (default 10); each call is
  *       timed between barriers (a step = the slowest rank's call).
+ *   beit bench reduce [--floats N,N,...] [--reps R] [--bucket-mb B] [--zero]
+ *       the gradient reduction the loop runs (comm.h: dist_reducer, fixed-order sums) on a
+ *       buffer of N floats (default a ladder 2^10 .. 2^26), R timed reductions per size
+ *       (default 5) after one untimed, each between barriers (the slowest rank's time);
+ *       --zero: reduce-scatter + parameter all-gather (dist.zero: 1) instead of all-reduce.
+ *       tools/scaling fits latency and bandwidth to it; over two hosts it is the link test.
  *
  * Every mode prints one JSON object on stdout (rank 0; logs go to stderr) with the raw
  * per-step numbers, per rank where they differ, and the OpenBLAS build and environment
@@ -33,6 +39,7 @@
 #include "runopts.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +49,7 @@ static const char *USAGE =
     "usage: beit bench sgemm [--n N] [--reps R]\n"
     "       beit bench pretrain|dvae -c JOB --out DIR --steps N [--set KEY=VALUE]... [--profile]\n"
     "       beit bench encode -c JOB [--set KEY=VALUE]... [--batch B] [--steps N]\n"
+    "       beit bench reduce [--floats N,N,...] [--reps R] [--bucket-mb B] [--zero]\n"
     "\n"
     "Measurements for tools/bench (not a training command). sgemm: GFLOP/s of cblas_sgemm on\n"
     "N x N x N (default 2048) with the process's OpenBLAS threads, R timed calls (default 5)\n"
@@ -49,7 +57,9 @@ static const char *USAGE =
     "per step its seconds (prepare to optimizer) and resident set; --profile adds per-op timers\n"
     "(share of GEMMs, attention, LayerNorm, GELU, softmax, optimizer, data, communication; see\n"
     "include/beit/prof.h). encode: dvae_encode of B images per rank (default 64), N times\n"
-    "(default 10), the compute of `beit tokenize`. Prints one JSON object on stdout; logs go to\n"
+    "(default 10), the compute of `beit tokenize`. reduce: the training loop's gradient reduction\n"
+    "(fixed-order, bucketed) of N floats per rank (default 2^10 .. 2^26), R timed runs per size\n"
+    "(default 5); --zero: reduce-scatter + all-gather as with dist.zero: 1. Prints one JSON object on stdout; logs go to\n"
     "stderr. Run from tools/bench, which also runs the PyTorch side and prints the table.\n"
     "Example: OPENBLAS_NUM_THREADS=2 build/beit bench pretrain -c jobs/fmnist/pretrain.yaml \\\n"
     "           --set data=synthetic --set data.tokens= --set train.global_batch=64 --steps 6 \\\n"
@@ -310,6 +320,93 @@ static int bench_encode(int argc, char **argv) {
     return 0;
 }
 
+/* ---- reduce: the loop's gradient reduction alone ---- */
+static int bench_reduce(int argc, char **argv) {
+    const char *floats_s = NULL, *reps_s = NULL, *bucket_s = NULL, *zero_s = NULL;
+    extra_flag ex[] = {{"--floats", "N,N,..", "buffer sizes in floats (default 2^10 .. 2^26, x4)", &floats_s},
+                       {"--reps", "R", "timed reductions per size (default 5)", &reps_s},
+                       {"--bucket-mb", "B", "bucket size in MiB (default 25, as dist.bucket_mb)", &bucket_s},
+                       {"--zero", NULL, "reduce-scatter + all-gather (dist.zero: 1)", &zero_s},
+                       {NULL, NULL, NULL, NULL}};
+    runopts ro;
+    if (runopts_parse(&ro, argc, argv, 0, ex, USAGE)) return 0;
+    const int reps = reps_s ? parse_int("--reps", reps_s, 1) : 5;
+    double bucket_mb = 25;
+    if (bucket_s) {
+        char *end;
+        bucket_mb = strtod(bucket_s, &end);
+        if (*bucket_s == '\0' || *end != '\0' || !(bucket_mb > 0) || bucket_mb > 4096)
+            beit_fatal_user(BEIT_EXIT_USAGE, "beit bench reduce: --bucket-mb expects a size in MiB in (0, 4096], got '%s'",
+                            bucket_s);
+    }
+    size_t sizes[64];
+    int nsz = 0;
+    if (floats_s) {
+        const char *q = floats_s;
+        while (*q) {
+            char *end;
+            long long v = strtoll(q, &end, 10);
+            if (end == q || v < 1 || v > (1LL << 30) || (*end && *end != ',') || nsz == 64)
+                beit_fatal_user(BEIT_EXIT_USAGE,
+                                "beit bench reduce: --floats expects up to 64 comma-separated counts in [1, 2^30], got '%s'",
+                                floats_s);
+            sizes[nsz++] = (size_t)v;
+            q = *end ? end + 1 : end;
+        }
+    } else {
+        for (size_t n = (size_t)1 << 10; n <= (size_t)1 << 26; n <<= 2) sizes[nsz++] = n;
+    }
+    beit_dist d;
+    dist_init(&d, MPI_COMM_WORLD);
+    const int gather = zero_s == NULL;
+    if (d.rank == 0)
+        printf("{\"bench\": \"reduce\", \"ranks\": %d, \"mode\": \"%s\", \"bucket_mb\": %g, \"reps\": %d, \"sizes\": [",
+               d.size, gather ? "allreduce" : "zero1", bucket_mb, reps);
+    double *sec = xcalloc((size_t)reps, sizeof(double));
+    for (int k = 0; k < nsz; k++) {
+        const size_t n = sizes[k];
+        float *buf = xalloc_floats(n);
+        dist_reducer red;
+        dist_reducer_init(&red, &d, n, bucket_mb);
+        uint64_t b0 = 0;
+        for (int i = -1; i < reps; i++) {
+            for (size_t j = 0; j < n; j++) buf[j] = (float)((j + (size_t)d.rank) % 7) * 0.25f;
+            if (i == 0) b0 = red.bytes_sent;
+            dist_barrier(&d);
+            double t0 = beit_now();
+            dist_reduce_begin(&red, buf, gather);
+            dist_reduce_end(&red);
+            if (!gather) dist_allgather_owned(&red, buf);
+            double dt = beit_now() - t0;
+            if (i >= 0) sec[i] = dt;
+        }
+        MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, sec, reps, MPI_DOUBLE, MPI_MAX, d.comm));
+        /* the sums are checked: a reduction that lost a message must not pass as fast */
+        double want = 0;
+        for (int j = 0; j < d.size; j++) want += (double)((n / 2 + (size_t)j) % 7) * 0.25;
+        if (fabs((double)buf[n / 2] - want) > 1e-3)
+            beit_fatal(BEIT_EXIT_FAILURE, "bench reduce: wrong sum at %zu floats (%g, want %g)", n, (double)buf[n / 2],
+                       want);
+        if (d.rank == 0) {
+            printf("%s{\"floats\": %zu, \"buckets\": %d, \"bytes_sent_rank0\": %.0f, \"seconds\": ", k ? ", " : "", n,
+                   red.nb, (double)(red.bytes_sent - b0) / reps);
+            json_doubles(stdout, sec, reps, 1);
+            putchar('}');
+            fflush(stdout);
+        }
+        dist_reducer_free(&red);
+        free(buf);
+    }
+    if (d.rank == 0) {
+        printf("], ");
+        json_env(stdout);
+        printf("}\n");
+        fflush(stdout);
+    }
+    free(sec);
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         if (beit_rank() == 0) printf("%s\n", USAGE);
@@ -320,5 +417,7 @@ int cmd_bench(int argc, char **argv) {
     if (!strcmp(what, "sgemm")) return bench_sgemm(argc - 1, argv + 1);
     if (!strcmp(what, "pretrain") || !strcmp(what, "dvae")) return bench_train(argc - 1, argv + 1, what);
     if (!strcmp(what, "encode")) return bench_encode(argc - 1, argv + 1);
-    beit_fatal_user(BEIT_EXIT_USAGE, "beit bench: unknown mode '%s' (sgemm, pretrain, dvae, encode; see --help)", what);
+    if (!strcmp(what, "reduce")) return bench_reduce(argc - 1, argv + 1);
+    beit_fatal_user(BEIT_EXIT_USAGE, "beit bench: unknown mode '%s' (sgemm, pretrain, dvae, encode, reduce; see --help)",
+                    what);
 }

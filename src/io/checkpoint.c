@@ -181,6 +181,11 @@ static void write_all(wctx *w, const param_table *pt, const ckpt_optim_part *opt
                       const beit_dist *d) {
     hid_t fapl = H5_CHECK(H5Pcreate(H5P_FILE_ACCESS));
     H5_CHECK(H5Pset_fapl_mpio(fapl, d->comm, MPI_INFO_NULL));
+    /* every rank does the same metadata operations here (creates, attributes): let HDF5 do
+     * the metadata reads they need once and broadcast them, not once per rank. Not set:
+     * H5Pset_coll_metadata_write (one collective metadata flush), which hangs the ranks when
+     * one of them fails a write (full disk: tests/faults/disk.sh) instead of reporting it */
+    H5_CHECK(H5Pset_all_coll_metadata_ops(fapl, 1));
     hid_t f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     WD(w, f, "creating the file");
