@@ -70,7 +70,8 @@ typedef struct {
 void eval_put_str(eval_results *r, const char *name, const char *s);
 void eval_put_int(eval_results *r, const char *name, long long i);
 void eval_put_num(eval_results *r, const char *name, const char *fmt, double x);
-/* The JSON object line (no newline) into buf, as snprintf (truncated to n). */
+/* The JSON object line (no newline) into buf, as snprintf (truncated to n). A NaN or infinite
+ * number is written as null (JSON has neither). */
 void eval_results_json(const eval_results *r, char *buf, size_t n);
 
 typedef struct train_result train_result;

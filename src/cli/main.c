@@ -5,8 +5,14 @@
 
 #include <hdf5.h>
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #ifndef BEIT_VERSION
 #define BEIT_VERSION "dev"
@@ -49,7 +55,24 @@ static void usage(FILE *f) {
             "6 NaN/Inf, 7 output not writable, 8 preempted (checkpoint written).\n");
 }
 
+/* A rank started by mpirun (or its per-node daemon) dies with it. Killing mpirun with SIGKILL
+ * cannot be forwarded, and each rank sits in its own process group, so without this the ranks
+ * of a killed job run on and keep writing checkpoints into the run directory, racing the job
+ * that resumes there. (srun: Slurm kills the whole step itself.) */
+static void die_with_launcher(void) {
+#ifdef __linux__
+    if (!getenv("OMPI_COMM_WORLD_RANK")) return; /* no mpirun: a shell's child may outlive it */
+    pid_t parent = getppid();
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
+        fprintf(stderr, "beit: warning: prctl(PR_SET_PDEATHSIG): this rank will not end if mpirun is killed\n");
+        return;
+    }
+    if (getppid() != parent) raise(SIGKILL); /* the launcher died before the call */
+#endif
+}
+
 int main(int argc, char **argv) {
+    die_with_launcher();
     MPI_CHECK(MPI_Init(&argc, &argv));
     int rank = 0, size = 1;
     MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));

@@ -3,6 +3,7 @@
 
 #include "beit/error.h"
 
+#include <math.h>
 #include <stdio.h>
 
 static eval_item *next_item(eval_results *r, const char *name) {
@@ -41,6 +42,7 @@ void eval_results_json(const eval_results *r, char *buf, size_t n) {
         k = (size_t)w < n ? (size_t)w : n;
         if (it->type == EVAL_STR) w += snprintf(buf + k, n - k, "\"%s\"", it->s);
         else if (it->type == EVAL_INT) w += snprintf(buf + k, n - k, "%lld", it->i);
+        else if (!isfinite(it->x)) w += snprintf(buf + k, n - k, "null"); /* JSON has no NaN/Inf */
         else w += snprintf(buf + k, n - k, it->fmt, it->x);
     }
     k = (size_t)w < n ? (size_t)w : n;

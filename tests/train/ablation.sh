@@ -31,10 +31,17 @@ end=$((SECONDS + 120))
 while [ -z "$(ls "$D/seed0/pretrain-beit" 2>/dev/null | grep '^ckpt-')" ] && [ $SECONDS -lt $end ]; do sleep 0.05; done
 kill -KILL -- -"$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
-sleep 0.5
+ckpts_then=$(ls "$D/seed0/pretrain-beit" | grep '^ckpt-')
+sleep 2
 first=$(ls "$D/seed0/pretrain-beit" 2>/dev/null | grep '^ckpt-' | sort | tail -n 1)
 check "the study killed (SIGKILL) mid pre-training, after its first checkpoint ($first) and before its end" \
     eval '[ -n "$first" ] && [ ! -f "$D/seed0/pretrain-beit/eval.json" ]'
+# mpirun puts each rank in its own process group: the ranks must die with mpirun, or they go on
+# writing checkpoints into the directory the rerun resumes from
+check "no rank of the killed pre-training is left running" \
+    eval '! pgrep -f -- "--out $D/seed0/pretrain-beit" >/dev/null'
+check "... nor wrote a checkpoint after the kill" \
+    eval '[ "$(ls "$D/seed0/pretrain-beit" | grep "^ckpt-")" = "$ckpts_then" ]'
 
 run $PY "$ABL" "${ARGS[@]}"
 check "the rerun finishes (exit 0)" [ "$rc" = 0 ]
