@@ -65,3 +65,21 @@ no_output() {
 
 err_has() { grep -qF -- "$1" "$T/err"; }
 out_has() { grep -qF -- "$1" "$T/out"; }
+
+# same_metrics A B N: run directory B's metrics.jsonl covers steps 1..N exactly and, timing
+# fields aside, equals run directory A's at those steps, bit for bit (the last record of each
+# step counts: a resumed run logs again the steps after its checkpoint)
+same_metrics() {
+    $PY - "$1" "$2" "$3" <<'PY'
+import json, sys
+skip = {"images_per_s", "elapsed_s", "eta_s", "comm_bytes", "comm_wait_s", "comm_overlap"}
+def records(d):
+    return {r["step"]: {k: v for k, v in r.items() if k not in skip}
+            for r in map(json.loads, open(d + "/metrics.jsonl"))}
+a, b = records(sys.argv[1]), records(sys.argv[2])
+n = int(sys.argv[3])
+assert sorted(b) == list(range(1, n + 1)), sorted(b)[-3:]
+bad = [s for s in b if a.get(s) != b[s]]
+assert not bad, [(s, a.get(s), b[s]) for s in bad[:2]]
+PY
+}

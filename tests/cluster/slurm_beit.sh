@@ -184,17 +184,7 @@ check "... and stopped at step 150 exactly, not K + 150: COMPLETED, metrics.json
     eval '[ $ok = 0 ] && [ "$(job_field $sj ExitCode)" = 0:0 ] && tail -n 1 "$T/s/metrics.jsonl" | grep -q "\"step\": 150," &&
           [ "$(ls "$T/s" | grep "^ckpt-" | sort | tail -n 1)" = ckpt-00000150.h5 ] && [ "$(ckpt_step "$T/s/ckpt-00000150.h5")" = 150 ]'
 check "... its steps 1-150 equal the uninterrupted 300-step job's, bit for bit (the schedule is unchanged)" \
-    $PY - "$T/a" "$T/s" <<'PY'
-import json, sys
-skip = {"images_per_s", "elapsed_s", "eta_s", "comm_bytes", "comm_wait_s", "comm_overlap"}
-def records(d):   # the last record of each step (a resumed run logs again the steps after its checkpoint)
-    return {r["step"]: {k: v for k, v in r.items() if k not in skip}
-            for r in map(json.loads, open(d + "/metrics.jsonl"))}
-a, b = records(sys.argv[1]), records(sys.argv[2])
-assert sorted(b) == list(range(1, 151)), sorted(b)[-3:]
-bad = [s for s in b if a[s] != b[s]]
-assert not bad, bad[:3]
-PY
+    same_metrics "$T/a" "$T/s" 150
 show_log "$T/s.log"
 
 # ---- scancel (SIGTERM): checkpoint, exit 8, not requeued ----------------------------------------------
