@@ -449,16 +449,11 @@ static void loop_evaluate(train_task *t, const train_result *res, const train_op
     if (!t->evaluate || !t->evaluate(t->ctx, res, o, d, &er)) return;
     if (d->rank != 0) return;
     char line[4096];
-    eval_results_json(&er, line, sizeof line);
+    eval_results_json(&er, line, sizeof line - 1);
+    strcat(line, "\n");
     /* temporary file + rename: a reader (tools/ablation, a rerun) sees the whole line or none */
-    char *p = xasprintf("%s/eval.json", o->out_dir), *tmp = xasprintf("%s/eval.json.tmp", o->out_dir);
-    FILE *f = fopen(tmp, "w");
-    if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", tmp, strerror(errno));
-    int bad = fprintf(f, "%s\n", line) < 0;
-    bad |= fclose(f) != 0;
-    if (bad || beit_commit_file(tmp, p) != 0)
-        beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", p, strerror(errno));
-    free(tmp);
+    char *p = xasprintf("%s/eval.json", o->out_dir);
+    write_text(p, line);
     free(p);
 }
 
