@@ -50,7 +50,8 @@ const key_spec cfg_keys[] = {
     {"data.eval_split", T_STR, F(data.eval_split), "test", NOB, NOB, NULL,
      "split of the store to evaluate on"},
     {"data.tokens", T_STR, F(data.tokens), "", NOB, NOB, NULL,
-     "token store of visual tokens (written by `beit tokenize`) for pre-training on tokens"},
+     "token store of visual tokens (written by `beit tokenize`) for pre-training on tokens; with "
+     "pretrain.target pixels, the views (crops, flips) whose pixels are regressed"},
     {"data.subset", T_INT, F(data.subset), "0", INC(0), NOB, NULL,
      "use only the first N samples of a split (0 = all); for quick runs and tests"},
     {"data.image_size", T_INT, F(data.image_size), "0", INC(0), NOB, NULL,

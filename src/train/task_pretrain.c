@@ -144,7 +144,8 @@ static void pre_fwd_bwd(void *ctx, int64_t step, double global_masked, double *s
     }
 }
 
-/* ---- evaluation: masked-token accuracy on the eval split (view 0, masks of epoch 0) ---- */
+/* ---- evaluation on the eval split (view 0, masks of epoch 0): masked-token accuracy, or the
+ * masked patches' pixel MSE for pixel regression ---- */
 typedef struct {
     int64_t n, masked;
     double loss, acc;
@@ -159,7 +160,7 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
     const int V = m->d.vocab;
     /* the marginal of the train tokens (view 0) */
     int64_t *hist = xcalloc((size_t)V, sizeof(int64_t));
-    {
+    if (t->head == HEAD_TOKENS) {
         int64_t n = tokens_count(t->tok, c->data.split);
         int64_t lo = n * d->rank / d->size, hi = n * (d->rank + 1) / d->size;
         const int CH = 512;
@@ -181,7 +182,7 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
         tot += (double)hist[v];
         if (hist[v] > hist[best]) best = v;
     }
-    for (int v = 0; v < V; v++)
+    for (int v = 0; v < V && tot > 0; v++)
         if (hist[v]) e.marginal_entropy -= (double)hist[v] / tot * log((double)hist[v] / tot);
 
     data_source src;
@@ -201,6 +202,15 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
         if (k == 0) continue;
         vit_forward(m, &t->pt, t->x, t->mask, NULL, k);
         int M = vit_head_rows(m, t->mask, k), q = 0, correct = 0;
+        double loss = 0;
+        if (t->head == HEAD_PIXELS) {
+            vit_pixel_targets(m, t->pixt, t->x, t->mask, k, c->pretrain.pixel_norm_per_patch);
+            vit_mim_forward(m, &t->pt, NULL, t->pixt, M, &loss, NULL);
+            sums[0] += loss;
+            sums[2] += M;
+            e.n += k;
+            continue;
+        }
         for (int i = 0; i < k; i++)
             for (int j = 0; j < m->Np; j++)
                 if (t->mask[(size_t)i * m->Np + j]) {
@@ -208,7 +218,6 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
                     sums[3] += t->tgt[q] == best;
                     q++;
                 }
-        double loss = 0;
         vit_mim_forward(m, &t->pt, t->tgt, NULL, M, &loss, &correct);
         sums[0] += loss;
         sums[1] += correct;
@@ -228,7 +237,8 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
     return e;
 }
 
-/* With a token store, after a finished run (or one of --steps): eval.json. */
+/* With a token store (pixel regression: its stored views), after a finished run (or one of
+ * --steps): eval.json. */
 static int pre_eval_hook(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d,
                          eval_results *out) {
     pre_task *t = ctx;
@@ -238,6 +248,19 @@ static int pre_eval_hook(void *ctx, const train_result *res, const train_opts *o
         return 0;
     double t0 = beit_now();
     pre_eval e = pre_evaluate(t, d);
+    if (t->head == HEAD_PIXELS) {
+        beit_log("eval on '%s' (%lld images, %lld masked patches): pixel MSE %.4f (%.1fs)", c->data.eval_split,
+                 (long long)e.n, (long long)e.masked, e.loss, beit_now() - t0);
+        eval_put_str(out, "task", "pretrain");
+        eval_put_str(out, "target", "pixels");
+        eval_put_str(out, "split", c->data.eval_split);
+        eval_put_int(out, "step", res->steps_done);
+        eval_put_int(out, "n", e.n);
+        eval_put_int(out, "masked", e.masked);
+        eval_put_num(out, "loss", "%.8g", e.loss);
+        eval_put_num(out, "train_loss_last", "%.8g", res->last_loss);
+        return 1;
+    }
     beit_log("eval on '%s' (%lld images, %lld masked tokens): loss %.4f, masked-token accuracy %.4f; "
              "always-most-frequent-token accuracy %.4f; token marginal entropy %.4f nats (ln V = %.4f) (%.1fs)",
              c->data.eval_split, (long long)e.n, (long long)e.masked, e.loss, e.acc, e.majority_acc,
@@ -277,14 +300,20 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
         beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: model.in_chans = %d but the images of %s have %d channels", o->source,
                         vd.in_chans, c->data.path, t->src.C);
     input_norm_set(&t->norm, t->src.mean, t->src.std, t->src.C);
-    if (c->pretrain.target == BEIT_TARGET_TOKENS && !t->src.synthetic) {
+    /* pixel regression with a token store: the store's views (crops and flips) instead of crops
+     * drawn on the fly, so that both targets see the same images */
+    const int pixel_views = c->pretrain.target == BEIT_TARGET_PIXELS && c->data.tokens[0] && !t->src.synthetic;
+    if ((c->pretrain.target == BEIT_TARGET_TOKENS && !t->src.synthetic) || pixel_views) {
         if (!c->data.tokens[0])
             beit_fatal_user(BEIT_EXIT_USAGE, "%s: pretrain.target is tokens but data.tokens (the token store from "
                             "beit tokenize) is not set", o->source);
         t->tok = tokens_open(c->data.tokens, MPI_COMM_NULL);
         t->grid = tokens_grid(t->tok);
         t->nviews = tokens_views(t->tok);
-        if (tokens_vocab(t->tok) != vd.vocab)
+        if (pixel_views)
+            beit_log("pretrain: pixel targets on the %d stored view%s per image of %s", t->nviews,
+                     t->nviews == 1 ? "" : "s", c->data.tokens);
+        if (!pixel_views && tokens_vocab(t->tok) != vd.vocab)
             beit_fatal_user(BEIT_EXIT_MISMATCH, "%s: the token store has V = %d visual tokens, model.vocab_size = %d",
                             c->data.tokens, tokens_vocab(t->tok), vd.vocab);
         if (t->grid != m->gh)
