@@ -115,6 +115,7 @@ struct train_result {
     int64_t steps_done;  /* global step count at the end */
     double last_loss;    /* objective at the last step */
     double seconds;
+    int final;           /* 1: after the run; 0: a train.eval_every evaluation during it */
 };
 
 /* Total optimizer steps of the run: round(epochs * steps_per_epoch), at least 1. */

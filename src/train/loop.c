@@ -64,8 +64,9 @@ static void metrics_truncate(const char *p, int64_t keep) {
     free(tmp);
 }
 
-static FILE *open_metrics(const char *dir, int append, int64_t resume_step) {
-    char *p = xasprintf("%s/metrics.jsonl", dir);
+/* metrics.jsonl or eval.jsonl: rows that begin with their step */
+static FILE *open_rows(const char *dir, const char *name, int append, int64_t resume_step) {
+    char *p = xasprintf("%s/%s", dir, name);
     if (append) metrics_truncate(p, resume_step);
     FILE *f = fopen(p, append ? "a" : "w");
     if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot open %s: %s", p, strerror(errno));
@@ -137,6 +138,7 @@ typedef struct {
     int64_t step;         /* optimizer steps done */
     char *resume_path;    /* the checkpoint resumed from, or NULL */
     FILE *mf;             /* metrics.jsonl (rank 0) */
+    FILE *ef;             /* eval.jsonl (rank 0, train.eval_every > 0) */
     double *sums;         /* [2*nmetrics + 1] the step's metric sums/counts + gradient sum of squares */
     double *acc;          /* [2*nmetrics] metric sums/counts over the logging window */
     double t_start, t_window;
@@ -231,7 +233,9 @@ static void loop_open_run(loop_state *L) {
         write_text(p, L->yaml);
         free(p);
     }
-    L->mf = d->rank == 0 ? open_metrics(L->o->out_dir, L->resume_path != NULL, L->step) : NULL;
+    L->mf = d->rank == 0 ? open_rows(L->o->out_dir, "metrics.jsonl", L->resume_path != NULL, L->step) : NULL;
+    if (d->rank == 0 && L->c->train.eval_every > 0 && t->evaluate)
+        L->ef = open_rows(L->o->out_dir, "eval.jsonl", L->resume_path != NULL, L->step);
 
     beit_log("%s: %lld steps (%lld per epoch, %.3g epochs), global batch %d on %d rank%s, %zu parameters",
              t->kind, (long long)L->total, (long long)t->steps_per_epoch, L->c->train.epochs, t->images_per_step,
@@ -443,13 +447,21 @@ static void loop_free(loop_state *L) {
     free(L->resume_path);
 }
 
-/* The task's evaluation after the run, written as out_dir/eval.json (rank 0). */
-static void loop_evaluate(train_task *t, const train_result *res, const train_opts *o, const beit_dist *d) {
+/* The task's evaluation: after the run (res->final) written as out_dir/eval.json; every
+ * train.eval_every steps and after the run a row of out_dir/eval.jsonl (ef, rank 0), its step
+ * first so that a resume drops the rows it will redo. */
+static void loop_evaluate(train_task *t, const train_result *res, const train_opts *o, const beit_dist *d, FILE *ef) {
     eval_results er = {0};
     if (!t->evaluate || !t->evaluate(t->ctx, res, o, d, &er)) return;
     if (d->rank != 0) return;
     char line[4096];
     eval_results_json(&er, line, sizeof line - 1);
+    if (ef) {
+        if (fprintf(ef, "{\"step\": %lld, \"seconds\": %.1f%s%s\n", (long long)res->steps_done, res->seconds,
+                    er.n ? ", " : "", line + 1) < 0 || fflush(ef) != 0)
+            beit_fatal_user(BEIT_EXIT_IO, "cannot write %s/eval.jsonl: %s", o->out_dir, strerror(errno));
+    }
+    if (!res->final) return;
     strcat(line, "\n");
     /* temporary file + rename: a reader (tools/ablation, a rerun) sees the whole line or none */
     char *p = xasprintf("%s/eval.json", o->out_dir);
@@ -476,9 +488,9 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
     if (o->max_steps >= 0 && o->max_steps < stop) stop = o->max_steps;
     if (L.resume_path && L.step >= stop) {
         loop_already_done(&L, stop);
-        train_result done = {L.step, NAN, 0};
+        train_result done = {L.step, NAN, 0, 1};
         loop_free(&L);
-        loop_evaluate(t, &done, o, d);
+        loop_evaluate(t, &done, o, d, NULL);
         return done;
     }
     loop_open_run(&L);
@@ -513,10 +525,19 @@ train_result train_run(train_task *t, const beit_config *c, const train_opts *o,
         if (log_now) loop_log(&L, done, stop, lr, gnorm);
         int ckpt_now = done == stop || preempt || (c->train.ckpt_every > 0 && done % c->train.ckpt_every == 0);
         if (ckpt_now) loop_checkpoint(&L, done, preempt);
+        if (c->train.eval_every > 0 && done % c->train.eval_every == 0 && done < stop && !preempt) {
+            double t0 = beit_now();
+            train_result mid = {done, loss, t0 - L.t_start, 0};
+            loop_evaluate(t, &mid, o, d, L.ef);
+            L.t_window += beit_now() - t0; /* the logged speed counts training only */
+        }
     }
     if (L.mf) fclose(L.mf);
-    train_result res = {L.step, last_loss, beit_now() - L.t_start};
+    train_result res = {L.step, last_loss, beit_now() - L.t_start, 1};
+    FILE *ef = L.ef;
     loop_free(&L);
-    loop_evaluate(t, &res, o, d);
+    loop_evaluate(t, &res, o, d, ef);
+    if (ef && fclose(ef) != 0)
+        beit_fatal_user(BEIT_EXIT_IO, "cannot write %s/eval.jsonl: %s", o->out_dir, strerror(errno));
     return res;
 }

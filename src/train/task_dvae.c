@@ -191,12 +191,13 @@ dvae_eval_result dvae_evaluate(dvae_model *m, const param_table *pt, const beit_
     return r;
 }
 
-/* After a finished run (or one of --steps): reconstructions.png and eval.json. */
+/* After a finished run (or one of --steps) and every train.eval_every steps: reconstructions.png
+ * and the results (eval.json / eval.jsonl). */
 static int dvae_eval_hook(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d,
                           eval_results *out) {
     dvae_task *t = ctx;
     const beit_config *c = t->c;
-    if (!(res->steps_done >= t->total_steps || o->max_steps >= 0)) return 0;
+    if (res->final && !(res->steps_done >= t->total_steps || o->max_steps >= 0)) return 0;
     char *png = xasprintf("%s/reconstructions.png", o->out_dir);
     double t0 = beit_now();
     dvae_eval_result e = dvae_evaluate(&t->m, &t->pt, c, c->data.eval_split, d, png);

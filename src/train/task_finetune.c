@@ -95,7 +95,8 @@ static void ft_fwd_bwd(void *ctx, int64_t step, double global_count, double *sum
     }
 }
 
-/* Evaluation on the eval split: eval.json and the final line. */
+/* Evaluation on the eval split: after the run (eval.json and the final line) and every
+ * train.eval_every steps. */
 static int ft_eval_hook(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d,
                         eval_results *out) {
     ft_task *t = ctx;
@@ -115,11 +116,13 @@ static int ft_eval_hook(void *ctx, const train_result *res, const train_opts *o,
     eval_put_num(out, "loss", "%.6f", e.loss);
     eval_put_int(out, "steps", res->steps_done);
     eval_put_str(out, "init", o->init);
+    char when[48] = "final";
+    if (!res->final) snprintf(when, sizeof when, "step %lld:", (long long)res->steps_done);
     if (!seg)
-        beit_log("final %s accuracy: top-1 %.2f%% top-5 %.2f%% on %lld images (loss %.4f; chance %.1f%%)",
+        beit_log("%s %s accuracy: top-1 %.2f%% top-5 %.2f%% on %lld images (loss %.4f; chance %.1f%%)", when,
                  c->data.eval_split, 100 * e.top1, 100 * e.top5, (long long)e.n, e.loss, 100.0 / t->f.ncls);
     else
-        beit_log("final %s segmentation: mIoU %.2f%% over %d classes, pixel accuracy %.2f%% on %lld images",
+        beit_log("%s %s segmentation: mIoU %.2f%% over %d classes, pixel accuracy %.2f%% on %lld images", when,
                  c->data.eval_split, 100 * e.miou, e.classes_counted, 100 * e.pixel_acc, (long long)e.n);
     return 1;
 }

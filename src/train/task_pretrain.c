@@ -238,14 +238,13 @@ static pre_eval pre_evaluate(pre_task *t, const beit_dist *d) {
 }
 
 /* With a token store (pixel regression: its stored views), after a finished run (or one of
- * --steps): eval.json. */
+ * --steps) and every train.eval_every steps. */
 static int pre_eval_hook(void *ctx, const train_result *res, const train_opts *o, const beit_dist *d,
                          eval_results *out) {
     pre_task *t = ctx;
     const beit_config *c = t->c;
-    if (!(t->tok && (res->steps_done >= train_total_steps(c, source_steps_per_epoch(&t->src)) || o->max_steps >= 0) &&
-          tokens_count(t->tok, c->data.eval_split) >= 0))
-        return 0;
+    const int ended = res->steps_done >= train_total_steps(c, source_steps_per_epoch(&t->src)) || o->max_steps >= 0;
+    if (!(t->tok && (ended || !res->final) && tokens_count(t->tok, c->data.eval_split) >= 0)) return 0;
     double t0 = beit_now();
     pre_eval e = pre_evaluate(t, d);
     if (t->head == HEAD_PIXELS) {
@@ -341,6 +340,9 @@ int pretrain_main(const beit_config *c, const train_opts *o, const beit_dist *d)
                             c->tokenize.checkpoint, tk->C, vd.in_chans);
         t->online = 1;
     }
+    if (c->train.eval_every > 0 && !t->tok)
+        beit_fatal_user(BEIT_EXIT_USAGE, "%s: train.eval_every = %d, but pre-training evaluates on the eval split of "
+                        "a token store (data.tokens), and there is none", o->source, c->train.eval_every);
     t->local_max = source_local_max(&t->src);
     if (t->online) {
         /* beit's dVAE: one view per call, as always; DALL-E's encoder (50 GFLOP per view at

@@ -121,14 +121,19 @@ int probe_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
     if (d->rank == 0 && beit_mkdir_p(o->out_dir) != 0)
         beit_fatal_user(BEIT_EXIT_IO, "cannot create run directory %s: %s", o->out_dir, strerror(errno));
     dist_barrier(d);
+    if (c->train.eval_every > 0)
+        beit_fatal_user(BEIT_EXIT_USAGE, "%s: train.eval_every = %d, but beit probe tests every block after each "
+                        "epoch anyway (metrics.jsonl); leave it 0", o->source, c->train.eval_every);
     FILE *mf = NULL, *ef = NULL;
+    /* eval.json appears only whole, with every block (tools/ablation takes it as the product of a
+     * finished probe): rows go to a temporary file, renamed at the end */
+    char *evpath = xasprintf("%s/eval.json", o->out_dir), *evtmp = beit_tmp_path(evpath);
     if (d->rank == 0) {
-        char *p = xasprintf("%s/metrics.jsonl", o->out_dir), *q = xasprintf("%s/eval.json", o->out_dir);
+        char *p = xasprintf("%s/metrics.jsonl", o->out_dir);
         mf = fopen(p, "w");
-        ef = fopen(q, "w");
-        if (!mf || !ef) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", !mf ? p : q, strerror(errno));
+        ef = fopen(evtmp, "w");
+        if (!mf || !ef) beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", !mf ? p : evtmp, strerror(errno));
         free(p);
-        free(q);
     }
 
     const int G = c->train.global_batch < ntr ? c->train.global_batch : (int)ntr;
@@ -227,7 +232,10 @@ int probe_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
         params_free(&pt);
     }
     if (mf) fclose(mf);
-    if (ef) fclose(ef);
+    if (ef && (fclose(ef) != 0 || beit_commit_file(evtmp, evpath) != 0))
+        beit_fatal_user(BEIT_EXIT_IO, "cannot write %s: %s", evpath, strerror(errno));
+    free(evpath);
+    free(evtmp);
     free(xb);
     free(logits);
     free(probs);

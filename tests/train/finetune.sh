@@ -87,6 +87,24 @@ a = [json.loads(l)["loss"] for l in open(sys.argv[1] + "/metrics.jsonl")]
 b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
 assert len(b) == 8 and a == b, (a, b)
 PY
+# train.eval_every: the test split evaluated during training, one row per evaluation in
+# eval.jsonl; training is unchanged by it, and a resume drops the rows it redoes
+run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/fe" --steps 4 --set train.eval_every=2
+check "train.eval_every 2: the log names the test accuracy at step 2" bash -c "[ $rc = 0 ] && grep -q 'step 2: test accuracy: top-1' '$T/out'"
+echo '{"step": 6, "seconds": 0, "top1": 0.5}' >> "$T/fe/eval.jsonl" # a row from a run that died after ckpt 4
+run $MPI -np 2 $BEIT finetune -c "$T/ft.yaml" --init "$PRE" --out "$T/fe" --steps 8 --resume auto --set train.eval_every=2
+check "eval.jsonl: rows at steps 2, 4, 6, 8 (the stale row dropped); the last = eval.json; losses = the run without it" \
+  $PY - "$T/f2" "$T/fe" <<'PY'
+import json, sys
+a = [json.loads(l)["loss"] for l in open(sys.argv[1] + "/metrics.jsonl")]
+b = [json.loads(l)["loss"] for l in open(sys.argv[2] + "/metrics.jsonl")]
+r = [json.loads(l) for l in open(sys.argv[2] + "/eval.jsonl")]
+e = json.load(open(sys.argv[2] + "/eval.json"))
+print("#", [(x["step"], x["top1"]) for x in r])
+assert [x["step"] for x in r] == [2, 4, 6, 8], r
+assert r[-1]["top1"] == e["top1"] and all(x["split"] == "test" and x["n"] == 10000 for x in r), (r[-1], e)
+assert a == b, (a, b)
+PY
 run $BEIT finetune -c "$T/ft.yaml" --init none --out "$T/scratch" --steps 3 --set finetune.layer_decay=1.0
 check "finetune --init none (the no-pre-training baseline) runs" bash -c "[ $rc = 0 ] && grep -q 'init: none' '$T/out'"
 
@@ -213,6 +231,10 @@ PY
 cp "$T/out" "$T/probe2"
 run $BEIT probe -c "$T/probe.yaml" --init "$PRE" --out "$T/probe1"
 check "probe on 1 rank gives the same accuracies as on 2" bash -c "diff <(grep '^{' '$T/out') <(grep '^{' '$T/probe2')"
+check "probe: eval.json holds the same rows (written whole at the end, no temporary left)" \
+  bash -c "diff '$T/probe1/eval.json' <(grep '^{' '$T/probe2') && ! ls -a '$T/probe1' | grep -q tmp"
+run $BEIT probe -c "$T/probe.yaml" --init "$PRE" --out "$T/probe3" --set train.eval_every=5
+check "probe with train.eval_every: exit 2 naming the key" bash -c "[ $rc = 2 ] && grep -q 'train.eval_every' '$T/err'"
 
 # attention maps: the PNG, and the maps as numbers (--h5) checked against the softmax's
 # invariants and an independent PyTorch forward (tools/torchref via tools/load_checkpoint.py)

@@ -62,6 +62,13 @@ assert abs(r[0]['loss'] - math.log(64)) < 0.3, r[0]['loss']; assert r[-1]['loss'
 assert all('mim_acc' in x and 'lr' in x and 'images_per_s' in x for x in r)"
 check "eval.json: masked-token accuracy, baseline and marginal entropy" $PY -c "
 import json; e=json.load(open('$T/p1/eval.json')); assert {'mim_acc','majority_acc','marginal_entropy','loss'} <= set(e), e"
+run $BEIT pretrain -c "$T/pre.yaml" --out "$T/pe" --steps 6 --set train.eval_every=3
+check "train.eval_every 3: eval.jsonl rows at steps 3 and 6 with masked-token accuracy; the last = eval.json" $PY -c "
+import json; r=[json.loads(l) for l in open('$T/pe/eval.jsonl')]; e=json.load(open('$T/pe/eval.json'))
+assert [x['step'] for x in r] == [3, 6] and all('mim_acc' in x for x in r) and r[-1]['mim_acc'] == e['mim_acc'], (r, e)"
+run $BEIT pretrain -c "$T/pre.yaml" --out "$T/pe2" --steps 6 --set train.eval_every=3 --set pretrain.target=pixels --set data.tokens=
+check "train.eval_every without a token store to evaluate on: exit 2 naming it" \
+  bash -c "[ $rc = 2 ] && grep -q 'train.eval_every = 3' '$T/err' && grep -q 'data.tokens' '$T/err'"
 run $PY "$SRC/tools/load_checkpoint.py" "$T/p1/ckpt-00000020.h5"
 check "PyTorch loads the pre-training checkpoint with strict=True" bash -c "[ $rc = 0 ] && grep -q strict=True '$T/out'"
 
