@@ -247,32 +247,27 @@ static int pre_eval_hook(void *ctx, const train_result *res, const train_opts *o
     if (!(t->tok && (ended || !res->final) && tokens_count(t->tok, c->data.eval_split) >= 0)) return 0;
     double t0 = beit_now();
     pre_eval e = pre_evaluate(t, d);
-    if (t->head == HEAD_PIXELS) {
+    const int px = t->head == HEAD_PIXELS;
+    if (px)
         beit_log("eval on '%s' (%lld images, %lld masked patches): pixel MSE %.4f (%.1fs)", c->data.eval_split,
                  (long long)e.n, (long long)e.masked, e.loss, beit_now() - t0);
-        eval_put_str(out, "task", "pretrain");
-        eval_put_str(out, "target", "pixels");
-        eval_put_str(out, "split", c->data.eval_split);
-        eval_put_int(out, "step", res->steps_done);
-        eval_put_int(out, "n", e.n);
-        eval_put_int(out, "masked", e.masked);
-        eval_put_num(out, "loss", "%.8g", e.loss);
-        eval_put_num(out, "train_loss_last", "%.8g", res->last_loss);
-        return 1;
-    }
-    beit_log("eval on '%s' (%lld images, %lld masked tokens): loss %.4f, masked-token accuracy %.4f; "
-             "always-most-frequent-token accuracy %.4f; token marginal entropy %.4f nats (ln V = %.4f) (%.1fs)",
-             c->data.eval_split, (long long)e.n, (long long)e.masked, e.loss, e.acc, e.majority_acc,
-             e.marginal_entropy, log((double)t->m.d.vocab), beit_now() - t0);
+    else
+        beit_log("eval on '%s' (%lld images, %lld masked tokens): loss %.4f, masked-token accuracy %.4f; "
+                 "always-most-frequent-token accuracy %.4f; token marginal entropy %.4f nats (ln V = %.4f) (%.1fs)",
+                 c->data.eval_split, (long long)e.n, (long long)e.masked, e.loss, e.acc, e.majority_acc,
+                 e.marginal_entropy, log((double)t->m.d.vocab), beit_now() - t0);
     eval_put_str(out, "task", "pretrain");
+    eval_put_str(out, "target", px ? "pixels" : "tokens");
     eval_put_str(out, "split", c->data.eval_split);
     eval_put_int(out, "step", res->steps_done);
     eval_put_int(out, "n", e.n);
     eval_put_int(out, "masked", e.masked);
-    eval_put_num(out, "loss", "%.8g", e.loss);
-    eval_put_num(out, "mim_acc", "%.8g", e.acc);
-    eval_put_num(out, "majority_acc", "%.8g", e.majority_acc);
-    eval_put_num(out, "marginal_entropy", "%.8g", e.marginal_entropy);
+    eval_put_num(out, "loss", "%.8g", e.loss); /* cross-entropy, or the pixels' MSE */
+    if (!px) {
+        eval_put_num(out, "mim_acc", "%.8g", e.acc);
+        eval_put_num(out, "majority_acc", "%.8g", e.majority_acc);
+        eval_put_num(out, "marginal_entropy", "%.8g", e.marginal_entropy);
+    }
     eval_put_num(out, "train_loss_last", "%.8g", res->last_loss);
     return 1;
 }
