@@ -51,6 +51,7 @@ enum beit_arch { BEIT_ARCH_BEIT, BEIT_ARCH_VIT };
 enum beit_mask_type { BEIT_MASK_BLOCK, BEIT_MASK_RANDOM };
 enum beit_target { BEIT_TARGET_TOKENS, BEIT_TARGET_PIXELS, BEIT_TARGET_TOKENS_ONLINE };
 enum beit_recon { BEIT_RECON_MSE, BEIT_RECON_LOGIT_LAPLACE };
+enum beit_codebook_init { BEIT_CODEBOOK_FAN_IN, BEIT_CODEBOOK_UNIT };
 enum beit_ft_task { BEIT_FT_CLASSIFICATION, BEIT_FT_SEGMENTATION };
 enum beit_pool { BEIT_POOL_MEAN, BEIT_POOL_CLS };
 enum beit_aug { BEIT_AUG_RESIZED_CROP, BEIT_AUG_PAD_CROP };
@@ -112,6 +113,7 @@ typedef struct {
         beit_int_list widths; /* one per group; downsampling 2^(n-1) */
         int blocks_per_group;
         int recon; /* enum beit_recon */
+        int codebook_init; /* enum beit_codebook_init */
         double kl_weight;
         int kl_warmup_steps;
         double temp_start, temp_end;

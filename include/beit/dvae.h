@@ -42,6 +42,7 @@ enum { DVAE_MSE = 0, DVAE_LOGIT_LAPLACE = 1 };
 typedef struct {
     int in_chans, image_size, vocab, ngroups, widths[DVAE_MAX_GROUPS], blocks;
     int recon; /* DVAE_MSE or DVAE_LOGIT_LAPLACE */
+    int codebook_unit; /* decoder.stem (the codebook) at U(+-1) instead of U(+-1/sqrt(V)) */
 } dvae_dims;
 
 /* One conv layer: its tensors' indices in the param_table and its geometry. */

@@ -30,6 +30,7 @@ static const char *const C_ARCH[] = {"beit", "vit", NULL};
 static const char *const C_MASK[] = {"block", "random", NULL};
 static const char *const C_TARGET[] = {"tokens", "pixels", "tokens_online", NULL};
 static const char *const C_RECON[] = {"mse", "logit_laplace", NULL};
+static const char *const C_CODEBOOK[] = {"fan_in", "unit", NULL};
 static const char *const C_FTTASK[] = {"classification", "segmentation", NULL};
 static const char *const C_POOL[] = {"mean", "cls", NULL};
 static const char *const C_AUG[] = {"resized_crop", "pad_crop", NULL};
@@ -134,6 +135,10 @@ const key_spec cfg_keys[] = {
      "residual blocks per group"},
     {"dvae.recon", T_ENUM, F(dvae.recon), "mse", NOB, NOB, C_RECON,
      "reconstruction loss: mse on pixels, or DALL-E's logit-Laplace"},
+    {"dvae.codebook_init", T_ENUM, F(dvae.codebook_init), "fan_in", NOB, NOB, C_CODEBOOK,
+     "init of decoder.stem, the 1x1 conv from the V code probabilities whose column v is code "
+     "v's embedding: fan_in = PyTorch's Conv2d default U(+-1/sqrt(V)); unit = U(+-1), the scale "
+     "of an embedding-table codebook, so that the decoder tells codes apart from the first step"},
     {"dvae.kl_weight", T_FLOAT, F(dvae.kl_weight), "0.0", INC(0), NOB, NULL,
      "weight of the KL divergence to the uniform prior (after warm-up)"},
     {"dvae.kl_warmup_steps", T_INT, F(dvae.kl_warmup_steps), "0", INC(0), NOB, NULL,

@@ -128,6 +128,10 @@ void dvae_init(dvae_model *m, param_table *pt, uint64_t seed) {
     init_conv(&m->enc_stem, pt, seed);
     init_conv(&m->enc_out, pt, seed);
     init_conv(&m->dec_stem, pt, seed);
+    if (m->d.codebook_unit) { /* U(+-1/sqrt(V)) -> U(+-1): the codebook at embedding scale */
+        float *w = params_data(pt, m->dec_stem.w), f = sqrtf((float)m->V);
+        for (size_t i = 0; i < pt->t[m->dec_stem.w].numel; i++) w[i] *= f;
+    }
     init_conv(&m->dec_out, pt, seed);
     for (int i = 0; i < nblk; i++) {
         dvae_block *bs[2] = {&m->enc[i], &m->dec[i]};

@@ -33,6 +33,7 @@ void dvae_dims_from_config(dvae_dims *d, const beit_config *c) {
     for (int i = 0; i < d->ngroups && i < DVAE_MAX_GROUPS; i++) d->widths[i] = c->dvae.widths.v[i];
     d->blocks = c->dvae.blocks_per_group;
     d->recon = c->dvae.recon == BEIT_RECON_LOGIT_LAPLACE ? DVAE_LOGIT_LAPLACE : DVAE_MSE;
+    d->codebook_unit = c->dvae.codebook_init == BEIT_CODEBOOK_UNIT;
 }
 
 void dalle_dims_from_config(dalle_dims *d, const beit_config *c) {

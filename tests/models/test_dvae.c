@@ -405,6 +405,27 @@ static void check_init(void) {
     int i1 = params_find(&a, "encoder.groups.0.0.conv1.weight"), i2 = params_find(&a, "encoder.groups.0.0.conv2.weight");
     t_ok(i1 >= 0 && i2 >= 0 && memcmp(params_data(&a, i1), params_data(&a, i2), a.t[i1].numel * sizeof(float)),
          "init: same-shape tensors differ (one stream per tensor)");
+    /* dvae.codebook_init unit: decoder.stem at U(+-1) (x sqrt(V)), every other tensor as before */
+    dvae_model mu;
+    param_table u;
+    dvae_dims du = d;
+    du.codebook_unit = 1;
+    params_init(&u);
+    dvae_build(&mu, &u, &du);
+    params_alloc(&u);
+    dvae_init(&mu, &u, 7);
+    int js = params_find(&u, "decoder.stem.weight"), same = 1, scaled = 1;
+    for (int i = 0; i < u.n; i++) {
+        const float *p = params_data(&u, i), *q = params_data(&a, i);
+        for (size_t k = 0; k < u.t[i].numel; k++) {
+            if (i != js) same &= p[k] == q[k];
+            else scaled &= fabsf(p[k] - q[k] * 8.0f) <= 1e-6f && fabsf(p[k]) <= 1.0f + 1e-6f;
+        }
+    }
+    t_ok(js >= 0 && same && scaled, "codebook_init unit: decoder.stem = the fan_in init x sqrt(V = 64), within +-1; "
+                                    "every other tensor unchanged");
+    dvae_free(&mu);
+    params_free(&u);
     dvae_free(&ma);
     dvae_free(&mb);
     dvae_free(&mc);
