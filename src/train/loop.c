@@ -40,7 +40,7 @@ static int64_t warmup_steps(const beit_config *c, int64_t steps_per_epoch) {
 
 /* Resuming at step `keep`: rows of later steps were logged by a run that died before its next
  * checkpoint and are about to be logged again, so they are dropped first (atomically). */
-static void metrics_truncate(const char *p, int64_t keep) {
+static void rows_truncate(const char *p, int64_t keep) {
     FILE *in = fopen(p, "r");
     if (!in) return;
     char *tmp = beit_tmp_path(p);
@@ -67,7 +67,7 @@ static void metrics_truncate(const char *p, int64_t keep) {
 /* metrics.jsonl or eval.jsonl: rows that begin with their step */
 static FILE *open_rows(const char *dir, const char *name, int append, int64_t resume_step) {
     char *p = xasprintf("%s/%s", dir, name);
-    if (append) metrics_truncate(p, resume_step);
+    if (append) rows_truncate(p, resume_step);
     FILE *f = fopen(p, append ? "a" : "w");
     if (!f) beit_fatal_user(BEIT_EXIT_IO, "cannot open %s: %s", p, strerror(errno));
     free(p);

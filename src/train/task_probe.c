@@ -89,6 +89,9 @@ int probe_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
     if (!o->init)
         beit_fatal_user(BEIT_EXIT_USAGE, "beit probe: --init is required: a pre-training checkpoint, or 'none' "
                         "(probe a randomly initialised encoder)");
+    if (c->train.eval_every > 0)
+        beit_fatal_user(BEIT_EXIT_USAGE, "%s: train.eval_every = %d, but beit probe tests every block after each "
+                        "epoch anyway (metrics.jsonl); leave it 0", o->source, c->train.eval_every);
     /* the number of classes, from the store */
     data_source probe_src;
     source_open(&probe_src, c, c->data.split, 1, 0, d, c->model.img_size, c->model.in_chans);
@@ -121,9 +124,6 @@ int probe_main(const beit_config *c, const train_opts *o, const beit_dist *d) {
     if (d->rank == 0 && beit_mkdir_p(o->out_dir) != 0)
         beit_fatal_user(BEIT_EXIT_IO, "cannot create run directory %s: %s", o->out_dir, strerror(errno));
     dist_barrier(d);
-    if (c->train.eval_every > 0)
-        beit_fatal_user(BEIT_EXIT_USAGE, "%s: train.eval_every = %d, but beit probe tests every block after each "
-                        "epoch anyway (metrics.jsonl); leave it 0", o->source, c->train.eval_every);
     FILE *mf = NULL, *ef = NULL;
     /* eval.json appears only whole, with every block (tools/ablation takes it as the product of a
      * finished probe): rows go to a temporary file, renamed at the end */
